@@ -1,0 +1,58 @@
+# billsync developer commands. `make up` runs the whole local stack; `make test` the suite.
+SHELL := /bin/bash
+PY := .venv/bin/python
+UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092
+
+.PHONY: setup kafka-up kafka-down up down test test-unit lint typecheck schemas check-schemas \
+        bench-router bench-stripe clean
+
+setup: .venv/.synced
+
+.venv/.synced: pyproject.toml uv.lock
+	@command -v uv >/dev/null 2>&1 || [ -x "$(UV)" ] || python3 -m pip install --quiet --user uv
+	$(UV) sync --frozen --python python3.11
+	@touch $@
+
+kafka-up:
+	deploy/kafka/scripts/kafka.sh up
+
+kafka-down:
+	deploy/kafka/scripts/kafka.sh down
+
+# The local stack: broker, topics, services, fake providers, sample configurations and bills.
+up: setup kafka-up
+	deploy/local/stack.sh up
+
+down:
+	-deploy/local/stack.sh down
+	deploy/kafka/scripts/kafka.sh down
+
+test: setup
+	deploy/ci/test.sh
+
+test-unit: setup
+	$(PY) -m pytest tests/unit tests/fakes -q
+
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
+
+typecheck: setup
+	.venv/bin/mypy
+
+schemas: setup
+	$(PY) -m shared.schemas write
+
+check-schemas: setup
+	$(PY) -m shared.schemas check
+
+bench-router: setup kafka-up
+	$(PY) -m benchmarks.router
+
+bench-stripe: setup kafka-up
+	$(PY) -m benchmarks.stripe
+
+clean:
+	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache .local

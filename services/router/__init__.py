@@ -1,0 +1,1 @@
+"""The router: bills in, one dispatch envelope per matching configuration out."""

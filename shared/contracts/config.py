@@ -1,0 +1,198 @@
+"""Integration configurations: global, entity and per-destination settings.
+
+The per-destination shape is a discriminated union on `destination`, so a
+Stripe configuration can only carry Stripe settings and a typo is refused.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import Field, TypeAdapter, field_validator
+
+from shared.contracts.base import StrictWireModel
+from shared.contracts.bill import LineItemType
+
+
+class Destination(StrEnum):
+    STRIPE = "STRIPE"
+    STRIPE_TEST = "STRIPE_TEST"
+    PADDLE = "PADDLE"
+    PADDLE_SANDBOX = "PADDLE_SANDBOX"
+    SALESFORCE = "SALESFORCE"
+    XERO = "XERO"
+
+    @property
+    def family(self) -> str:
+        """The sink that serves this destination: stripe, paddle, salesforce or xero."""
+        return self.value.split("_")[0].lower()
+
+
+class SortLineItemsBy(StrEnum):
+    NONE = "NONE"
+    SUBTOTAL = "SUBTOTAL"
+    AGGREGATION_ID = "AGGREGATION_ID"
+
+
+class EntityConfig(StrictWireModel):
+    only_send_bill_on_approval: bool = False
+    use_external_mapping_account_code: bool = False
+    enforce_external_mappings_for_config: bool = False
+    excluded_line_item_types: list[LineItemType] = Field(default_factory=list)
+    sort_line_items_by: SortLineItemsBy = SortLineItemsBy.NONE
+    account_filter: str | None = None
+
+    @field_validator("account_filter")
+    @classmethod
+    def _filter_parses(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from shared.filters import parse_filter  # local: keeps contracts importable alone
+
+        parse_filter(value)  # raises FilterSyntaxError (a ValueError) with position
+        return value
+
+
+# ---- destination settings -------------------------------------------------------------
+
+
+class StripeMappingTarget(StrEnum):
+    INVOICE_CUSTOM_FIELD = "invoice.custom_field"
+    INVOICE_METADATA = "invoice.metadata"
+    LINE_METADATA = "line.metadata"
+    LINE_PRODUCT = "line.product"  # Metronome's "invoiceitem.price": a Stripe product per line
+
+
+class StripeFieldMapping(StrictWireModel):
+    """Copy a value from the bill, account or product custom fields into Stripe.
+
+    `source` is a path: `bill.<field>`, `bill.customFields.<name>`, `account.<field>`,
+    `account.customFields.<name>`, `product.customFields.<name>` (line targets only).
+    """
+
+    source: str = Field(min_length=1, pattern=r"^(bill|account|product)\.[A-Za-z0-9_.\- ]+$")
+    target: StripeMappingTarget
+    name: str | None = Field(default=None, min_length=1, max_length=40)
+
+
+class CollectionMethod(StrEnum):
+    CHARGE_AUTOMATICALLY = "charge_automatically"
+    SEND_INVOICE = "send_invoice"
+
+
+class StripeDestinationConfig(StrictWireModel):
+    # m3ter's settings
+    create_stripe_invoice: bool = True
+    price_data_product_id: str | None = None
+    po_number_custom_field: str | None = Field(default=None, max_length=40)
+    send_due_date: bool = False
+    # Metronome's invoice settings
+    collection_method: CollectionMethod = CollectionMethod.CHARGE_AUTOMATICALLY
+    # Account custom field whose value (charge_automatically|send_invoice) overrides per customer.
+    collection_method_custom_field: str | None = "stripe_collection_method"
+    days_until_due: int = Field(default=30, ge=0, le=3650)
+    leave_invoices_as_drafts: bool = False
+    skip_zero_total_invoices: bool = False
+    show_zero_quantity_lines: bool = False
+    always_show_price_and_quantity: bool = False
+    company_name: str = Field(default="Usage charges", min_length=1, max_length=200)
+    field_mappings: list[StripeFieldMapping] = Field(default_factory=list)
+
+
+class PaddleCollectionMode(StrEnum):
+    MANUAL = "manual"
+    AUTOMATIC = "automatic"
+
+
+class PaddleDestinationConfig(StrictWireModel):
+    collection_mode: PaddleCollectionMode = PaddleCollectionMode.MANUAL
+    payment_terms_interval: Literal["day", "week", "month", "year"] = "day"
+    payment_terms_frequency: int = Field(default=30, ge=1, le=365)
+    tax_category: str = "standard"
+    product_id: str | None = None
+
+
+class SalesforceTriggerType(StrEnum):
+    EVENT = "EVENT"
+    SCHEDULE = "SCHEDULE"
+
+
+class SalesforceDestinationConfig(StrictWireModel):
+    trigger_type: SalesforceTriggerType = SalesforceTriggerType.EVENT
+    api_version: str = Field(default="v61.0", pattern=r"^v\d+\.\d$")
+    bill_object: str = "Billsync_Bill__c"
+    bill_external_id_field: str = "Billsync_Bill_Id__c"
+    line_object: str = "Billsync_Bill_Line__c"
+    line_external_id_field: str = "Billsync_Line_Id__c"
+    account_lookup_field: str = "Account__c"
+
+
+class XeroSplitUsageLineItems(StrEnum):
+    ITEM_PER_USAGE_BAND = "ITEM_PER_USAGE_BAND"
+    ITEM_PER_PRODUCT = "ITEM_PER_PRODUCT"
+
+
+class XeroDestinationConfig(StrictWireModel):
+    split_usage_line_items: XeroSplitUsageLineItems = XeroSplitUsageLineItems.ITEM_PER_PRODUCT
+    invoice_status: Literal["DRAFT", "SUBMITTED", "AUTHORISED"] = "DRAFT"
+    sales_account_code: str = "200"
+    tax_type: str | None = None
+
+
+# ---- the configuration ----------------------------------------------------------------
+
+
+class _ConfigBase(StrictWireModel):
+    id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:\-]+$")
+    name: str = Field(default="", max_length=200)
+    entity_type: Literal["Bill"] = "Bill"
+    enabled: bool = True
+    integration_credentials_id: str | None = None
+    version: int = Field(default=1, ge=1)
+    account_ids: list[str] = Field(default_factory=list)
+    restricted_account_ids: list[str] = Field(default_factory=list)
+    disabled_notification_user_ids: list[str] = Field(default_factory=list)
+    entity_config: EntityConfig = Field(default_factory=EntityConfig)
+
+
+class StripeIntegrationConfig(_ConfigBase):
+    destination: Literal[Destination.STRIPE, Destination.STRIPE_TEST]
+    destination_config: StripeDestinationConfig = Field(default_factory=StripeDestinationConfig)
+
+
+class PaddleIntegrationConfig(_ConfigBase):
+    destination: Literal[Destination.PADDLE, Destination.PADDLE_SANDBOX]
+    destination_config: PaddleDestinationConfig = Field(default_factory=PaddleDestinationConfig)
+
+
+class SalesforceIntegrationConfig(_ConfigBase):
+    destination: Literal[Destination.SALESFORCE]
+    destination_config: SalesforceDestinationConfig = Field(
+        default_factory=SalesforceDestinationConfig
+    )
+
+
+class XeroIntegrationConfig(_ConfigBase):
+    destination: Literal[Destination.XERO]
+    destination_config: XeroDestinationConfig = Field(default_factory=XeroDestinationConfig)
+
+
+IntegrationConfig = Annotated[
+    StripeIntegrationConfig
+    | PaddleIntegrationConfig
+    | SalesforceIntegrationConfig
+    | XeroIntegrationConfig,
+    Field(discriminator="destination"),
+]
+IntegrationConfigAdapter: TypeAdapter[IntegrationConfig] = TypeAdapter(IntegrationConfig)
+IntegrationConfigListAdapter: TypeAdapter[list[IntegrationConfig]] = TypeAdapter(
+    list[IntegrationConfig]
+)
+
+
+def parse_config(data: object) -> IntegrationConfig:
+    """Validate one configuration in wire shape (raises pydantic.ValidationError)."""
+    if isinstance(data, (bytes, str)):
+        return IntegrationConfigAdapter.validate_json(data)
+    return IntegrationConfigAdapter.validate_python(data)

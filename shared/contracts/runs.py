@@ -1,0 +1,104 @@
+"""Integration runs and events, published to `integration-results` by every sink."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import Field, TypeAdapter
+
+from shared.contracts.base import WireModel
+from shared.contracts.config import Destination
+
+
+class RunStatus(StrEnum):
+    WAITING = "WAITING"
+    STARTED = "STARTED"
+    COMPLETE = "COMPLETE"
+    ERROR = "ERROR"
+    AWAITING_RETRY = "AWAITING_RETRY"
+    AUTH_FAILED = "AUTH_FAILED"
+    RATE_LIMIT_RETRY = "RATE_LIMIT_RETRY"
+    INVOICE_ALREADY_PAID = "INVOICE_ALREADY_PAID"
+    DISABLED = "DISABLED"
+    TIMEOUT_LIMIT_EXCEEDED = "TIMEOUT_LIMIT_EXCEEDED"
+    SKIPPED = "SKIPPED"  # a rule said not to send (e.g. skip zero-total invoices)
+
+    @property
+    def is_final(self) -> bool:
+        return self not in {
+            RunStatus.WAITING,
+            RunStatus.STARTED,
+            RunStatus.AWAITING_RETRY,
+            RunStatus.RATE_LIMIT_RETRY,
+        }
+
+    @property
+    def is_error(self) -> bool:
+        return self in {
+            RunStatus.ERROR,
+            RunStatus.AUTH_FAILED,
+            RunStatus.TIMEOUT_LIMIT_EXCEEDED,
+        }
+
+
+class EventType(StrEnum):
+    VALIDATION_ERROR = "integration.validation.error"
+    MISSING_ACCOUNT_MAPPING = "integration.missingaccountmapping.error"
+    AUTHENTICATION_ERROR = "integration.authentication.error"
+    PERFORM_ERROR = "integration.perform.error"
+    DISABLED = "integration.disabled.error"
+
+
+class IntegrationRun(WireModel):
+    record_type: Literal["run"] = "run"
+    id: str
+    entity_type: Literal["Bill"] = "Bill"
+    entity_id: str
+    entity_version: int | None = None
+    integration_config_id: str
+    integration_config_version: int | None = None
+    destination: Destination
+    status: RunStatus
+    dt_started: datetime
+    dt_completed: datetime | None = None
+    external_id: str | None = None
+    url: str | None = None
+    error: str | None = None
+    parent_integration_run_id: str | None = None
+    replayed_from_run_id: str | None = None
+    dispatch_id: str | None = None
+    trigger: str | None = None
+    attempt: int = 1
+    account_id: str | None = None
+
+
+class IntegrationEvent(WireModel):
+    record_type: Literal["event"] = "event"
+    id: str
+    event_type: EventType
+    message: str
+    integration_config_id: str
+    integration_run_id: str | None = None
+    entity_id: str | None = None
+    destination: Destination | None = None
+    dt_created: datetime
+    actioned: bool = False
+
+
+ResultRecord = Annotated[IntegrationRun | IntegrationEvent, Field(discriminator="record_type")]
+ResultRecordAdapter: TypeAdapter[ResultRecord] = TypeAdapter(ResultRecord)
+
+
+class DeadLetter(WireModel):
+    """A malformed input, kept with its original bytes so nothing is lost."""
+
+    reason: str
+    service: str
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    original_key_b64: str | None = None
+    original_value_b64: str
+    dt_failed: datetime

@@ -1,0 +1,1 @@
+"""Kafka edges: topic administration, producers, compacted-topic tables, dead letters."""

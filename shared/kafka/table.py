@@ -1,0 +1,123 @@
+"""A local, always-current view of a compacted topic (Kafka Connect's config-topic pattern).
+
+It reads every partition from the beginning without a consumer group, applies each record
+(a null value deletes the key), reports `ready` once it has caught up with the end offsets
+seen at start, and keeps following so changes take effect within seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+V = TypeVar("V")
+
+Decoder = Callable[[bytes], V]
+
+
+class CompactedTable(Generic[V]):
+    def __init__(
+        self,
+        topic: str,
+        bootstrap_servers: str,
+        decode: Decoder[V],
+        on_change: Callable[[str, V | None], None] | None = None,
+    ) -> None:
+        self.topic = topic
+        self._bootstrap = bootstrap_servers
+        self._decode = decode
+        self._on_change = on_change
+        self.data: dict[str, V] = {}
+        self.rejected = 0
+        self.ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+
+    def get(self, key: str) -> V | None:
+        return self.data.get(key)
+
+    def values(self) -> list[V]:
+        return list(self.data.values())
+
+    async def start(self, wait_ready: bool = True, timeout: float = 60.0) -> None:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await self._consumer.start()
+        partitions = self._consumer.partitions_for_topic(self.topic)
+        for _ in range(50):
+            if partitions:
+                break
+            await asyncio.sleep(0.1)
+            await self._consumer._client.force_metadata_update()
+            partitions = self._consumer.partitions_for_topic(self.topic)
+        if not partitions:
+            raise RuntimeError(f"topic {self.topic!r} does not exist; run `billsync topics create`")
+        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        self._consumer.assign(tps)
+        await self._consumer.seek_to_beginning(*tps)
+        end = await self._consumer.end_offsets(tps)
+        self._task = asyncio.create_task(self._follow(dict(end)), name=f"table:{self.topic}")
+        if wait_ready:
+            await asyncio.wait_for(self.ready.wait(), timeout)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    def _apply(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        if record.key is None:
+            self.rejected += 1
+            return
+        key = record.key.decode("utf-8", "replace")
+        if record.value is None:
+            self.data.pop(key, None)
+            if self._on_change:
+                self._on_change(key, None)
+            return
+        try:
+            value = self._decode(record.value)
+        except ValueError as exc:  # pydantic.ValidationError and JSON errors are ValueErrors
+            self.rejected += 1
+            log.warning(
+                "table_record_rejected",
+                topic=self.topic,
+                key=key,
+                offset=record.offset,
+                error=str(exc)[:500],
+            )
+            return
+        self.data[key] = value
+        if self._on_change:
+            self._on_change(key, value)
+
+    async def _follow(self, end_offsets: dict[TopicPartition, int]) -> None:
+        assert self._consumer is not None
+        pending = {tp: off for tp, off in end_offsets.items() if off > 0}
+        if not pending:
+            self.ready.set()
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=200, max_records=5000)
+            for tp, records in batches.items():
+                for record in records:
+                    self._apply(record)
+                if tp in pending and records and records[-1].offset + 1 >= pending[tp]:
+                    del pending[tp]
+            if not self.ready.is_set() and not pending:
+                log.info("table_ready", topic=self.topic, keys=len(self.data))
+                self.ready.set()

@@ -1,0 +1,79 @@
+"""Idempotent topic creation with chosen partition counts and cleanup policies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from shared.logging import get_logger
+from shared.settings import Settings
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    compacted: bool = False
+
+    def config(self) -> dict[str, str]:
+        if self.compacted:
+            return {
+                "cleanup.policy": "compact",
+                "min.compaction.lag.ms": "0",
+                "segment.ms": "600000",
+            }
+        return {"cleanup.policy": "delete"}
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    t, n = settings.topics, settings.topic_partitions
+    compacted = [
+        "accounts",
+        "external_mappings",
+        "integration_configs",
+        "invoice_map",
+        "credentials",
+    ]
+    plain = [
+        "bill_generated",
+        "bill_approved",
+        "bill_replay",
+        "integration_results",
+        "dead_letter",
+        "dispatch_stripe",
+        "dispatch_paddle",
+        "dispatch_salesforce",
+        "dispatch_xero",
+    ]
+    # Compacted state topics are small; one partition keeps their order total.
+    specs = [TopicSpec(t.name(f), 1, compacted=True) for f in compacted]
+    specs += [TopicSpec(t.name(f), n) for f in plain]
+    return specs
+
+
+async def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> list[str]:
+    """Create any missing topic; existing topics are left as they are. Returns created names."""
+    specs = specs if specs is not None else topic_specs(settings)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        created: list[str] = []
+        for spec in missing:
+            try:
+                await admin.create_topics(
+                    [NewTopic(spec.name, spec.partitions, 1, topic_configs=spec.config())]
+                )
+                created.append(spec.name)
+            except TopicAlreadyExistsError:
+                pass  # created concurrently by another service: that is the goal
+        if created:
+            log.info("topics_created", topics=created)
+        return created
+    finally:
+        await admin.close()

@@ -1,0 +1,16 @@
+"""Pure routing: which configurations want a bill, and the bill each of them gets."""
+
+from shared.routing.prepare import prepare_bill
+from shared.routing.router import Match, RoutingResult, route_bill
+from shared.routing.rules import CompiledRoute, FilterReason, compile_route, decide
+
+__all__ = [
+    "CompiledRoute",
+    "FilterReason",
+    "Match",
+    "RoutingResult",
+    "compile_route",
+    "decide",
+    "prepare_bill",
+    "route_bill",
+]

@@ -1,0 +1,62 @@
+"""Runtime settings from the environment (prefix BILLSYNC_; the broker address is the
+plain KAFKA_BOOTSTRAP_SERVERS that every service, tool and test honours)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class TopicNames(BaseSettings):
+    """Every topic name is configurable; `prefix` namespaces a whole stack (tests use it)."""
+
+    model_config = SettingsConfigDict(env_prefix="BILLSYNC_TOPIC_", extra="ignore")
+
+    prefix: str = ""
+    bill_generated: str = "bill-generated"
+    bill_approved: str = "bill-approved"
+    bill_replay: str = "bill-replay"
+    accounts: str = "accounts"
+    external_mappings: str = "external-mappings"
+    integration_configs: str = "integration-configs"
+    integration_results: str = "integration-results"
+    invoice_map: str = "invoice-map"
+    dead_letter: str = "dead-letter"
+    dispatch_stripe: str = "dispatch.stripe"
+    dispatch_paddle: str = "dispatch.paddle"
+    dispatch_salesforce: str = "dispatch.salesforce"
+    dispatch_xero: str = "dispatch.xero"
+    credentials: str = "integration-credentials"
+
+    def name(self, field: str) -> str:
+        return f"{self.prefix}{getattr(self, field)}"
+
+    def dispatch(self, family: str) -> str:
+        return self.name(f"dispatch_{family}")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BILLSYNC_", extra="ignore")
+
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        validation_alias=AliasChoices(
+            "KAFKA_BOOTSTRAP_SERVERS", "BILLSYNC_KAFKA_BOOTSTRAP_SERVERS"
+        ),
+    )
+    topics: TopicNames = Field(default_factory=TopicNames)
+    topic_partitions: int = 6
+    consumer_group_prefix: str = "billsync"
+    # Observability: each service serves /metrics and /health on this port (0 = pick one).
+    http_host: str = "127.0.0.1"
+    http_port: int = 0
+    log_level: str = "INFO"
+    # Encrypts credentials at rest (Fernet key, urlsafe base64 of 32 bytes).
+    credentials_key: SecretStr | None = None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,84 @@
+"""Test helpers that talk to the real broker: publish records, read a topic to the end."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+
+Record = ConsumerRecord[bytes, bytes]
+
+
+async def publish(
+    bootstrap: str, topic: str, items: list[tuple[bytes | None, bytes | None]]
+) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for key, value in items:
+            await producer.send(topic, value, key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def read_topic(bootstrap: str, topic: str) -> list[Record]:
+    """Every record currently in the topic (all partitions, from the beginning)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        for _ in range(30):
+            if partitions:
+                break
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic)
+            await asyncio.sleep(0.1)
+        tps = [TopicPartition(topic, p) for p in sorted(partitions or [])]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        end = await consumer.end_offsets(tps)
+        out: list[Record] = []
+        remaining = {tp for tp in tps if end[tp] > 0}
+        while remaining:
+            batch = await consumer.getmany(timeout_ms=500)
+            for tp, records in batch.items():
+                out.extend(records)
+                if records and records[-1].offset + 1 >= end[tp]:
+                    remaining.discard(tp)
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def wait_for(
+    bootstrap: str,
+    topic: str,
+    predicate: Callable[[list[Record]], bool],
+    timeout: float = 30.0,
+) -> list[Record]:
+    """Poll the topic until predicate(records) holds; fail with what was seen."""
+    deadline = time.monotonic() + timeout
+    records: list[Record] = []
+    while time.monotonic() < deadline:
+        records = await read_topic(bootstrap, topic)
+        if predicate(records):
+            return records
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout}s waiting on {topic}: {len(records)} records")
+
+
+def values(records: list[Record]) -> list[Any]:
+    import json
+
+    return [json.loads(r.value) for r in records if r.value is not None]

@@ -1,0 +1,53 @@
+"""Run services in-process or as real subprocesses (for kill -9 tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from services.router.service import RouterService
+from shared.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextlib.asynccontextmanager
+async def running_router(settings: Settings) -> AsyncIterator[RouterService]:
+    service = RouterService(settings)
+    await service.start()
+    task = asyncio.create_task(service.run())
+    try:
+        yield service
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await service.stop()
+
+
+def service_env(settings: Settings, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        KAFKA_BOOTSTRAP_SERVERS=settings.kafka_bootstrap_servers,
+        BILLSYNC_TOPIC_PREFIX=settings.topics.prefix,
+        BILLSYNC_CONSUMER_GROUP_PREFIX=settings.consumer_group_prefix,
+        BILLSYNC_TOPIC_PARTITIONS=str(settings.topic_partitions),
+        BILLSYNC_LOG_LEVEL="WARNING",
+    )
+    env.update(extra)
+    return env
+
+
+def start_service(module: str, settings: Settings, **extra: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", module],
+        cwd=ROOT,
+        env=service_env(settings, **extra),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )

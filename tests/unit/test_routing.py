@@ -1,0 +1,160 @@
+"""The pure routing core: lists, approval, filters, preparation, dispatch ids."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from shared.contracts import LineItemType, Trigger, dispatch_id
+from shared.routing import FilterReason, compile_route, prepare_bill, route_bill
+from tests.support.builders import account, bill, config, line
+
+
+def _route(
+    cfg_kwargs: dict,
+    acc_id: str = "acc-1",
+    trigger: Trigger = Trigger.GENERATED,
+    **acc_fields: object,
+) -> FilterReason | None:
+    route = compile_route(config(**cfg_kwargs))
+    result = route_bill(bill(account_id=acc_id), account(acc_id, **acc_fields), trigger, [route])
+    if result.matches:
+        return None
+    return next(iter(result.filtered))
+
+
+@pytest.mark.parametrize(
+    ("allow", "deny", "acc", "expected"),
+    [
+        ([], [], "acc-1", None),  # both empty: every account
+        (["acc-1"], [], "acc-1", None),
+        (["acc-2"], [], "acc-1", FilterReason.NOT_IN_ALLOW_LIST),
+        ([], ["acc-1"], "acc-1", FilterReason.DENY_LIST),
+        ([], ["acc-2"], "acc-1", None),
+        (["acc-1"], ["acc-1"], "acc-1", FilterReason.DENY_LIST),  # deny wins
+    ],
+)
+def test_allow_and_deny_lists(
+    allow: list[str], deny: list[str], acc: str, expected: FilterReason | None
+) -> None:
+    assert _route({"accountIds": allow, "restrictedAccountIds": deny}, acc) == expected
+
+
+@pytest.mark.parametrize(
+    ("on_approval", "trigger", "expected"),
+    [
+        (False, Trigger.GENERATED, None),
+        (False, Trigger.APPROVED, FilterReason.APPROVAL_NOT_REQUIRED),
+        (True, Trigger.GENERATED, FilterReason.AWAITING_APPROVAL),
+        (True, Trigger.APPROVED, None),
+    ],
+)
+def test_approval_rule(on_approval: bool, trigger: Trigger, expected: FilterReason | None) -> None:
+    cfg = {"entity": {"onlySendBillOnApproval": on_approval}}
+    assert _route(cfg, trigger=trigger) == expected
+
+
+def test_replay_follows_the_source_topic_for_approval() -> None:
+    route = compile_route(config(entity={"onlySendBillOnApproval": True}))
+    acc = account()
+    from_generated = route_bill(bill(), acc, Trigger.REPLAY, [route], approved_source=False)
+    from_approved = route_bill(bill(), acc, Trigger.REPLAY, [route], approved_source=True)
+    assert not from_generated.matches and from_approved.matches
+
+
+def test_disabled_configuration_is_filtered() -> None:
+    assert _route({"enabled": False}) == FilterReason.CONFIG_DISABLED
+
+
+def test_account_filter_applies_in_addition_to_lists() -> None:
+    cfg = {
+        "accountIds": ["acc-1"],
+        "entity": {"accountFilter": "customFields != null AND customFields.country == UK"},
+    }
+    assert _route(cfg, customFields={"country": "UK"}) is None
+    assert _route(cfg, customFields={"country": "US"}) == FilterReason.FILTER_FALSE
+    assert _route(cfg, customFields={}) == FilterReason.FILTER_FALSE
+    assert _route(cfg, "acc-2", customFields={"country": "UK"}) == FilterReason.NOT_IN_ALLOW_LIST
+
+
+def test_address_country_filter() -> None:
+    cfg = {"entity": {"accountFilter": "address.country == US"}}
+    assert _route(cfg, address={"country": "US"}) is None
+    assert _route(cfg, address=None) == FilterReason.FILTER_FALSE
+
+
+def test_replay_can_be_narrowed_to_configurations() -> None:
+    routes = [compile_route(config("a")), compile_route(config("b"))]
+    result = route_bill(bill(), account(), Trigger.REPLAY, routes, True, frozenset({"b"}))
+    assert [m.route.config.id for m in result.matches] == ["b"]
+    assert result.filtered[FilterReason.REPLAY_NOT_SELECTED] == 1
+
+
+def test_every_configuration_is_decided_independently() -> None:
+    routes = [
+        compile_route(config("a")),
+        compile_route(config("b", restrictedAccountIds=["acc-1"])),
+        compile_route(config("c", destination="XERO")),
+    ]
+    result = route_bill(bill(), account(), Trigger.GENERATED, routes)
+    assert sorted(m.route.config.id for m in result.matches) == ["a", "c"]
+    assert result.filtered == {FilterReason.DENY_LIST: 1}
+
+
+def _lines() -> list:
+    return [
+        line("l1", "USAGE", "30", aggregationId="agg-b"),
+        line("l2", "MINIMUM_SPEND", "5"),
+        line("l3", "USAGE_CREDIT", "-12.5", aggregationId="agg-a"),
+        line("l4", "STANDING_CHARGE", "30", aggregationId=None),
+        line("l5", "USAGE", "0.01", aggregationId="agg-a"),
+    ]
+
+
+def test_excluded_line_item_types_are_removed_from_a_copy() -> None:
+    original = bill(lines=_lines())
+    entity = config(
+        entity={"excludedLineItemTypes": ["MINIMUM_SPEND", "USAGE_CREDIT"]}
+    ).entity_config
+    prepared = prepare_bill(original, entity)
+    assert [li.id for li in prepared.line_items] == ["l1", "l4", "l5"]
+    assert len(original.line_items) == 5  # the input bill is untouched
+    kinds = {li.line_item_type for li in prepared.line_items}
+    assert LineItemType.MINIMUM_SPEND not in kinds
+
+
+def test_sort_by_subtotal_is_ascending_and_stable() -> None:
+    entity = config(entity={"sortLineItemsBy": "SUBTOTAL"}).entity_config
+    prepared = prepare_bill(bill(lines=_lines()), entity)
+    assert [li.id for li in prepared.line_items] == ["l3", "l5", "l2", "l1", "l4"]
+    assert next(li.subtotal for li in prepared.line_items) == Decimal("-12.5")
+
+
+def test_sort_by_aggregation_id_puts_missing_last() -> None:
+    entity = config(entity={"sortLineItemsBy": "AGGREGATION_ID"}).entity_config
+    prepared = prepare_bill(bill(lines=_lines()), entity)
+    assert [li.id for li in prepared.line_items] == ["l3", "l5", "l1", "l2", "l4"]
+
+
+def test_sort_none_keeps_order() -> None:
+    prepared = prepare_bill(bill(lines=_lines()), config().entity_config)
+    assert [li.id for li in prepared.line_items] == ["l1", "l2", "l3", "l4", "l5"]
+
+
+def test_dispatch_id_is_stable_and_sensitive_to_every_input() -> None:
+    base = dispatch_id("bill-1", 3, "cfg", 2, Trigger.GENERATED)
+    assert base == dispatch_id("bill-1", 3, "cfg", 2, Trigger.GENERATED)
+    variants = {
+        dispatch_id("bill-2", 3, "cfg", 2, Trigger.GENERATED),
+        dispatch_id("bill-1", 4, "cfg", 2, Trigger.GENERATED),
+        dispatch_id("bill-1", 3, "cfg2", 2, Trigger.GENERATED),
+        dispatch_id("bill-1", 3, "cfg", 3, Trigger.GENERATED),
+        dispatch_id("bill-1", 3, "cfg", 2, Trigger.APPROVED),
+        dispatch_id("bill-1", 3, "cfg", 2, Trigger.REPLAY, "r1"),
+    }
+    assert base not in variants and len(variants) == 6
+    # field boundaries cannot be confused
+    assert dispatch_id("a", 12, "c", 1, Trigger.GENERATED) != dispatch_id(
+        "a1", 2, "c", 1, Trigger.GENERATED
+    )
