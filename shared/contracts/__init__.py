@@ -21,6 +21,8 @@ from shared.contracts.mapping import ExternalMapping, ExternalSystem
 from shared.contracts.runs import (
     DeadLetter,
     EventType,
+    ExternalInvoiceStatus,
+    ExternalStatusUpdate,
     IntegrationEvent,
     IntegrationRun,
     ResultRecord,
@@ -38,6 +40,8 @@ __all__ = [
     "DispatchEnvelope",
     "EntityConfig",
     "EventType",
+    "ExternalInvoiceStatus",
+    "ExternalStatusUpdate",
     "ExternalMapping",
     "ExternalSystem",
     "IntegrationConfig",

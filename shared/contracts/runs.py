@@ -72,6 +72,8 @@ class IntegrationRun(WireModel):
     trigger: str | None = None
     attempt: int = 1
     account_id: str | None = None
+    # The input bill as "topic/partition/offset": what a resend re-reads.
+    source: str | None = None
 
 
 class IntegrationEvent(WireModel):
@@ -87,10 +89,6 @@ class IntegrationEvent(WireModel):
     actioned: bool = False
 
 
-ResultRecord = Annotated[IntegrationRun | IntegrationEvent, Field(discriminator="record_type")]
-ResultRecordAdapter: TypeAdapter[ResultRecord] = TypeAdapter(ResultRecord)
-
-
 class DeadLetter(WireModel):
     """A malformed input, kept with its original bytes so nothing is lost."""
 
@@ -102,3 +100,32 @@ class DeadLetter(WireModel):
     original_key_b64: str | None = None
     original_value_b64: str
     dt_failed: datetime
+
+
+class ExternalInvoiceStatus(StrEnum):
+    FINALIZED = "FINALIZED"
+    PAID = "PAID"
+    PAYMENT_FAILED = "PAYMENT_FAILED"
+    VOID = "VOID"
+    DELETED = "DELETED"
+    UNCOLLECTIBLE = "UNCOLLECTIBLE"
+
+
+class ExternalStatusUpdate(WireModel):
+    """From a verified provider webhook: the destination invoice's status changed."""
+
+    record_type: Literal["externalStatus"] = "externalStatus"
+    id: str  # the provider's event id (de-duplication)
+    destination: Destination | None = None
+    external_id: str  # the provider's invoice id
+    external_status: ExternalInvoiceStatus
+    provider_event_type: str
+    entity_id: str | None = None  # bill id, from the invoice metadata
+    integration_config_id: str | None = None
+    dt_received: datetime
+
+
+ResultRecord = Annotated[
+    IntegrationRun | IntegrationEvent | ExternalStatusUpdate, Field(discriminator="record_type")
+]
+ResultRecordAdapter: TypeAdapter[ResultRecord] = TypeAdapter(ResultRecord)

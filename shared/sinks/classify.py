@@ -1,0 +1,61 @@
+"""The one place that turns a provider's answer into the taxonomy."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from shared.sinks.errors import (
+    AuthenticationError,
+    FatalBillError,
+    RateLimitedError,
+    RetriableError,
+    SinkError,
+)
+
+# Provider error codes that mean "rate limited" even when the HTTP status says otherwise
+# (Salesforce answers 403 REQUEST_LIMIT_EXCEEDED).
+RATE_LIMIT_CODES = frozenset({"rate_limit", "REQUEST_LIMIT_EXCEEDED", "too_many_requests"})
+AUTH_CODES = frozenset(
+    {"INVALID_SESSION_ID", "authentication_error", "invalid_api_key", "forbidden", "unauthorized"}
+)
+
+
+def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Retry-After in seconds (integer or decimal seconds; HTTP dates are not used by these
+    providers). Missing or unreadable gives None."""
+    if not headers:
+        return None
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def classify_response(
+    status: int | None,
+    message: str,
+    *,
+    provider_code: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> SinkError:
+    """status None means no HTTP answer at all (connection error)."""
+    retry_after = parse_retry_after(headers)
+    if status is None:
+        return RetriableError(message, provider_code=provider_code)
+    if status == 429 or (provider_code in RATE_LIMIT_CODES):
+        return RateLimitedError(
+            message, retry_after=retry_after, status_code=status, provider_code=provider_code
+        )
+    if status == 401 or (status == 403 and provider_code in AUTH_CODES):
+        return AuthenticationError(message, status_code=status, provider_code=provider_code)
+    if status == 403:
+        return AuthenticationError(message, status_code=status, provider_code=provider_code)
+    if status in (408, 409) or status >= 500:
+        # 409: a concurrent request with the same idempotency key is still in flight.
+        return RetriableError(
+            message, retry_after=retry_after, status_code=status, provider_code=provider_code
+        )
+    return FatalBillError(message, status_code=status, provider_code=provider_code)

@@ -1,0 +1,142 @@
+"""The one contract every destination implements.
+
+A destination supplies: its credential type, its rate limits, a client, the classification
+of its client's exceptions, and `deliver` (mapping a prepared bill to provider requests).
+The framework (shared.sinks.runner) owns everything else: consuming, de-duplication, the
+invoice map, customer resolution, credentials, retries, rate limiting, run records, metrics."""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
+
+from prometheus_client import Counter, Histogram
+
+from shared.contracts import Destination as DestinationName
+from shared.contracts import DispatchEnvelope, ExternalSystem, IntegrationConfig, RunStatus
+from shared.credentials import Credential
+from shared.sinks.errors import ProviderTimeoutError, RateLimitedError, RetriableError, SinkError
+from shared.sinks.invoice_map import InvoiceMapRecord, InvoiceState
+from shared.sinks.ratelimit import AdaptiveRateLimiter, RateSpec
+
+ClientT = TypeVar("ClientT")
+T = TypeVar("T")
+
+PROVIDER_CALLS = Counter(
+    "billsync_sink_provider_calls_total",
+    "Provider API calls",
+    ["destination", "endpoint", "status"],
+)
+PROVIDER_LATENCY = Histogram(
+    "billsync_sink_provider_call_seconds",
+    "Provider API call latency",
+    ["destination", "endpoint"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+RATE_LIMIT_WAIT = Histogram(
+    "billsync_sink_rate_limiter_wait_seconds",
+    "Time spent waiting for the rate limiter",
+    ["destination"],
+    buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+
+
+@dataclass(frozen=True)
+class DeliveryRequest:
+    envelope: DispatchEnvelope
+    config: IntegrationConfig
+    customer_id: str
+    existing: InvoiceMapRecord | None  # what the map knows (None: never delivered)
+    recovering: bool  # an earlier attempt may have written: look up before writing
+    attempt: int
+    run_id: str
+
+    @property
+    def destination(self) -> DestinationName:
+        return self.config.destination
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    status: RunStatus  # COMPLETE, SKIPPED or INVOICE_ALREADY_PAID
+    state: InvoiceState
+    external_id: str | None = None
+    url: str | None = None
+    external_item_ids: list[str] = field(default_factory=list)
+    message: str | None = None
+
+
+class ProviderCalls:
+    """Wraps every provider call: rate limiter first, then metrics, then classification.
+
+    A destination's `deliver` makes each request through `call`, e.g.
+    `await calls.call("POST /v1/invoices", lambda: client.create(...), write=True)`."""
+
+    def __init__(
+        self,
+        destination: str,
+        limiter: AdaptiveRateLimiter,
+        classify: Callable[[BaseException], SinkError | None],
+    ) -> None:
+        self.destination = destination
+        self.limiter = limiter
+        self._classify = classify
+        self.count = 0
+
+    async def call(
+        self, endpoint: str, fn: Callable[[], Awaitable[T]], *, write: bool = False
+    ) -> T:
+        waited = await self.limiter.acquire(endpoint)
+        RATE_LIMIT_WAIT.labels(self.destination).observe(waited)
+        started = time.monotonic()
+        self.count += 1
+        try:
+            result = await fn()
+        except Exception as exc:  # classified below; unknown exceptions re-raised as they are
+            error = exc if isinstance(exc, SinkError) else self._classify(exc)
+            if error is None:
+                raise
+            status = str(error.status_code or type(error).__name__)
+            PROVIDER_CALLS.labels(self.destination, endpoint, status).inc()
+            PROVIDER_LATENCY.labels(self.destination, endpoint).observe(time.monotonic() - started)
+            if isinstance(error, RateLimitedError):
+                self.limiter.on_rate_limited(error.retry_after)
+            if write and error.status_code is None and isinstance(error, RetriableError):
+                # No answer to a write: it may have been committed before the drop.
+                error = ProviderTimeoutError(error.message, provider_code=error.provider_code)
+            raise error from exc
+        PROVIDER_CALLS.labels(self.destination, endpoint, "ok").inc()
+        PROVIDER_LATENCY.labels(self.destination, endpoint).observe(time.monotonic() - started)
+        return result
+
+
+class SinkDestination(ABC, Generic[ClientT]):
+    family: ClassVar[str]  # "stripe": the dispatch topic is dispatch.<family>
+    external_system: ClassVar[ExternalSystem]  # whose external mappings resolve customers
+    credential_type: ClassVar[type[Any]]
+
+    @abstractmethod
+    def rate_spec(self, destination: DestinationName, credential: Credential) -> RateSpec: ...
+
+    @abstractmethod
+    def make_client(self, destination: DestinationName, credential: Credential) -> ClientT: ...
+
+    async def close_client(self, client: ClientT) -> None:
+        """Release the client's connections (optional)."""
+
+    @abstractmethod
+    def classify(self, exc: BaseException) -> SinkError | None:
+        """Map the client's exception to the taxonomy (via shared.sinks.classify);
+        None for anything that is not a provider answer (a bug: it propagates)."""
+
+    @abstractmethod
+    async def deliver(
+        self, request: DeliveryRequest, client: ClientT, calls: ProviderCalls
+    ) -> DeliveryResult:
+        """Create or update the destination invoice for the prepared bill.
+
+        Raise a SinkError subclass for failures; validate against the provider's rules
+        before the first call (FatalBillError), so nothing half-written is left behind."""

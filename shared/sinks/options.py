@@ -1,0 +1,24 @@
+"""Tunables of every sink (env prefix BILLSYNC_SINK_)."""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.sinks.backoff import RetryPolicy
+
+
+class SinkOptions(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BILLSYNC_SINK_", extra="ignore")
+
+    max_attempts: int = 8
+    retry_base_delay: float = 0.5
+    retry_max_delay: float = 60.0
+    per_config_concurrency: int = 4
+    max_concurrency: int = 64
+    max_in_flight: int = 2000  # envelopes held before fetching pauses (backpressure)
+    commit_interval: float = 0.5
+    delivery_timeout: float = 120.0  # one attempt, all its calls together
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(self.max_attempts, self.retry_base_delay, self.retry_max_delay)
