@@ -1,0 +1,1 @@
+"""Local fakes of third-party APIs used by tests and the local development stack."""
