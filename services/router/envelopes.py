@@ -6,8 +6,12 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from shared.contracts import Account, Bill, IntegrationConfig, Trigger, dispatch_id
+from shared.contracts import Account, Bill, IntegrationConfig, SortLineItemsBy, Trigger, dispatch_id
+
+# The preparation that changes nothing: the input bytes can be reused.
 from shared.routing.prepare import preparation_key, prepare_bill
+
+IDENTITY: tuple[frozenset[str], SortLineItemsBy] = (frozenset(), SortLineItemsBy.NONE)
 
 
 def _dump(model: Bill | Account | IntegrationConfig) -> bytes:
@@ -36,10 +40,17 @@ class EnvelopeBuilder:
         trigger: Trigger,
         source: str,
         replay_id: str | None = None,
+        raw_bill: bytes | None = None,
+        account_json: bytes | None = None,
     ) -> list[tuple[IntegrationConfig, str, bytes]]:
-        """Returns (configuration, dispatch id, envelope bytes) per configuration."""
-        account_json = _dump(account)
+        """Returns (configuration, dispatch id, envelope bytes) per configuration.
+
+        `raw_bill` (the validated input bytes) is reused as-is for configurations that
+        neither exclude nor sort lines: it is the same bill, without a re-serialisation."""
+        account_json = account_json or _dump(account)
         prepared: dict[object, bytes] = {}
+        if raw_bill is not None:
+            prepared[IDENTITY] = raw_bill
         routed_at = datetime.now(UTC).isoformat()
         out: list[tuple[IntegrationConfig, str, bytes]] = []
         for config in configs:

@@ -24,7 +24,7 @@ DEAD_LETTERED = Counter(
 ROUTING_LATENCY = Histogram(
     "billsync_router_routing_latency_seconds",
     "From the input record's timestamp to the broker's acknowledgement of its dispatches",
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    buckets=(0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5),
 )
 CONFIGS_LOADED = Gauge("billsync_router_configurations", "Configurations known", ["enabled"])
 CONFIGS_REJECTED = Counter(

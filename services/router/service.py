@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import deque
 from collections.abc import Awaitable
 from typing import Any
 
@@ -30,7 +31,8 @@ from shared.kafka.table import CompactedTable
 from shared.kafka.topics import ensure_topics
 from shared.logging import get_logger
 from shared.observability import ObservabilityServer
-from shared.routing import CompiledRoute, compile_route, route_bill
+from shared.routing import CompiledRoute, RouteIndex, compile_route
+from shared.routing.rules import account_view
 from shared.settings import Settings
 
 log = get_logger("router")
@@ -63,6 +65,9 @@ class RouterService:
         self.topic_dead_letter = topics.name("dead_letter")
         bootstrap = settings.kafka_bootstrap_servers
         self.routes: dict[str, CompiledRoute] = {}
+        self.index = RouteIndex()
+        # Per accounts-table record: (account, filter view, JSON), reused across its bills.
+        self._views: dict[str, tuple[Account, dict[str, Any], bytes]] = {}
         self.configs = CompactedTable[CompiledRoute](
             topics.name("integration_configs"), bootstrap, _decode_config, self._config_changed
         )
@@ -129,6 +134,7 @@ class RouterService:
                 version=route.config.version,
                 enabled=route.config.enabled,
             )
+        self.index = RouteIndex(self.routes.values())
         enabled = sum(1 for r in self.routes.values() if r.config.enabled)
         m.CONFIGS_LOADED.labels("true").set(enabled)
         m.CONFIGS_LOADED.labels("false").set(len(self.routes) - enabled)
@@ -136,28 +142,59 @@ class RouterService:
     # ---- the loop -----------------------------------------------------------------
 
     async def run(self) -> None:
+        """Consume while the previous batches' dispatches are being acknowledged; commits
+        happen in batch order, each only after all of its batch's dispatches are acked."""
         self._running = True
-        while self._running:
-            batches = await self.consumer.getmany(timeout_ms=200, max_records=2000)
-            if not batches:
-                continue
-            await self.process_batch(batches)
+        outstanding: deque[asyncio.Task[None]] = deque()
+        try:
+            while self._running:
+                batches = await self.consumer.getmany(timeout_ms=200, max_records=2000)
+                if batches:
+                    previous = outstanding[-1] if outstanding else None
+                    pending, offsets, stamps = await self.route_batch(batches)
+                    outstanding.append(
+                        asyncio.create_task(
+                            self._ack_then_commit(pending, offsets, stamps, previous)
+                        )
+                    )
+                while outstanding and (outstanding[0].done() or len(outstanding) > 3):
+                    await outstanding.popleft()
+        finally:
+            if outstanding:
+                await asyncio.gather(*outstanding, return_exceptions=True)
 
     async def process_batch(
         self, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
     ) -> None:
+        pending, offsets, stamps = await self.route_batch(batches)
+        await self._ack_then_commit(pending, offsets, stamps, None)
+
+    async def route_batch(
+        self, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> tuple[list[Awaitable[object]], dict[TopicPartition, int], list[float]]:
         pending: list[Awaitable[object]] = []
-        timestamps: list[float] = []
+        stamps: list[float] = []
         offsets: dict[TopicPartition, int] = {}
         for tp, records in batches.items():
             for record in records:
                 pending.extend(await self.handle(record))
-                timestamps.append(record.timestamp / 1000.0)
+                stamps.append(record.timestamp / 1000.0)
             offsets[tp] = records[-1].offset + 1
+        return pending, offsets, stamps
+
+    async def _ack_then_commit(
+        self,
+        pending: list[Awaitable[object]],
+        offsets: dict[TopicPartition, int],
+        stamps: list[float],
+        previous: asyncio.Task[None] | None,
+    ) -> None:
         if pending:
             await asyncio.gather(*pending)  # every dispatch acknowledged by the broker
+        if previous is not None:
+            await previous  # commits stay in batch order
         now = time.time()
-        for ts in timestamps:
+        for ts in stamps:
             m.ROUTING_LATENCY.observe(max(0.0, now - ts))
         try:
             await self.consumer.commit(offsets)
@@ -186,7 +223,8 @@ class RouterService:
                 self.producer, self.topic_dead_letter, record, f"{exc.kind}: {exc}", SERVICE
             )
             return [fut]
-        result = route_bill(bill, account, trigger, self.routes.values(), approved, only)
+        view, account_json = self._view(account)
+        result = self.index.route(bill.account_id, view, trigger, approved, only)
         for reason, count in result.filtered.items():
             m.FILTERED.labels(reason.value).inc(count)
         self.routed_bills += 1
@@ -195,8 +233,9 @@ class RouterService:
             return []
         configs = [match.route.config for match in result.matches]
         futures: list[Awaitable[object]] = []
+        raw_bill = record.value if record.topic != self.topic_replay else None
         for config, did, body in self._builder.build(
-            bill, account, configs, trigger, source, replay_id
+            bill, account, configs, trigger, source, replay_id, raw_bill, account_json
         ):
             topic = self.settings.topics.dispatch(config.destination.family)
             futures.append(await self.producer.send(topic, body, key=config.id.encode()))
@@ -228,6 +267,17 @@ class RouterService:
             raise MalformedEvent(kind, _short_errors(exc)) from exc
         approved = record.topic == self.topic_approved
         return bill, Trigger.APPROVED if approved else Trigger.GENERATED, approved, None, None
+
+    def _view(self, account: Account) -> tuple[dict[str, Any], bytes]:
+        """The filter's view and the JSON of an account, cached while the accounts table
+        holds the same record (an embedded account is computed for its bill alone)."""
+        cached = self._views.get(account.id)
+        if cached is not None and cached[0] is account:
+            return cached[1], cached[2]
+        view, raw = account_view(account), account.to_bytes()
+        if self.accounts.get(account.id) is account:
+            self._views[account.id] = (account, view, raw)
+        return view, raw
 
     def _account_for(self, bill: Bill) -> Account:
         if bill.account is not None:

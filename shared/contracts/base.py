@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer
+from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
-# Money and quantities travel as JSON strings so no consumer ever parses them as float.
-DecimalStr = Annotated[Decimal, PlainSerializer(lambda d: format(d, "f"), return_type=str)]
+# Money and quantities travel as JSON strings so no consumer ever parses them as float
+# (pydantic's own Decimal serialisation, done in Rust: far cheaper than a Python hook).
+DecimalStr = Decimal
 
 
 class WireModel(BaseModel):

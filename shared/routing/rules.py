@@ -53,21 +53,32 @@ def decide(
     With "only send on approval" on, only approved bills go; with it off, every generated
     bill and every regeneration goes and approval events add nothing (the bill already went).
     """
-    config = route.config
-    if not config.enabled:
+    if not route.config.enabled:
         return FilterReason.CONFIG_DISABLED
+    return decide_account(route, account_id, account_view) or decide_approval(
+        route, trigger, approved_source
+    )
+
+
+def decide_account(
+    route: CompiledRoute, account_id: str, account_view: dict[str, Any]
+) -> FilterReason | None:
+    """The part that depends only on the account (cacheable per account snapshot)."""
     if account_id in route.deny:
         return FilterReason.DENY_LIST
     if route.allow and account_id not in route.allow:
         return FilterReason.NOT_IN_ALLOW_LIST
-    if config.entity_config.only_send_bill_on_approval:
-        if not approved_source:
-            return FilterReason.AWAITING_APPROVAL
-    elif trigger is Trigger.APPROVED:
-        return FilterReason.APPROVAL_NOT_REQUIRED
     if route.account_filter is not None and not route.account_filter.matches(account_view):
         return FilterReason.FILTER_FALSE
     return None
+
+
+def decide_approval(
+    route: CompiledRoute, trigger: Trigger, approved_source: bool
+) -> FilterReason | None:
+    if route.config.entity_config.only_send_bill_on_approval:
+        return None if approved_source else FilterReason.AWAITING_APPROVAL
+    return FilterReason.APPROVAL_NOT_REQUIRED if trigger is Trigger.APPROVED else None
 
 
 def account_view(account: Account) -> dict[str, Any]:

@@ -158,3 +158,36 @@ def test_dispatch_id_is_stable_and_sensitive_to_every_input() -> None:
     assert dispatch_id("a", 12, "c", 1, Trigger.GENERATED) != dispatch_id(
         "a1", 2, "c", 1, Trigger.GENERATED
     )
+
+
+def test_route_index_decides_exactly_like_route_bill() -> None:
+    import random
+
+    from shared.routing import RouteIndex
+
+    rng = random.Random(3)
+    accounts = [f"acc-{i}" for i in range(30)]
+    cfgs = []
+    for i in range(40):
+        kwargs: dict = {"enabled": rng.random() > 0.2}
+        if i % 3 == 0:
+            kwargs["accountIds"] = rng.sample(accounts, 5)
+        if i % 4 == 0:
+            kwargs["restrictedAccountIds"] = rng.sample(accounts, 5)
+        entity = {"onlySendBillOnApproval": i % 5 == 0}
+        if i % 2:
+            entity["accountFilter"] = f"customFields.n > {rng.randint(0, 9)}"
+        cfgs.append(config(f"cfg-{i:02d}", entity=entity, **kwargs))
+    routes = [compile_route(c) for c in cfgs]
+    index = RouteIndex(routes)
+    for acc_id in accounts:
+        acc = account(acc_id, customFields={"n": rng.randint(0, 9)})
+        for trigger in (Trigger.GENERATED, Trigger.APPROVED):
+            plain = route_bill(bill(account_id=acc_id), acc, trigger, routes)
+            fast = index.route(
+                acc_id, acc.model_dump(by_alias=True), trigger, trigger is Trigger.APPROVED
+            )
+            assert sorted(m.route.config.id for m in fast.matches) == sorted(
+                m.route.config.id for m in plain.matches
+            )
+            assert sum(fast.filtered.values()) == sum(plain.filtered.values())

@@ -1,0 +1,232 @@
+"""`make bench-router`: the router against a plain aiokafka pass-through on the same data.
+
+100,000 bills of ~20 lines, 100 configurations (allow lists, deny lists, expressions), the
+local broker. Reports routed bills/s, the pass-through rate and their ratio, p50/p99
+routing latency under a steady load, and the router's peak memory. Env: BENCH_BILLS."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import re
+import sys
+import time
+
+import aiohttp
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from benchmarks.common import (
+    MemorySampler,
+    bench_settings,
+    spawn,
+    wait_committed,
+)
+from shared.contracts import IntegrationConfig, parse_config
+from shared.kafka.producer import make_producer
+from shared.kafka.topics import ensure_topics
+from shared.sampledata import COUNTRIES, TIERS, make_accounts, make_bills
+from shared.settings import Settings
+
+DESTINATIONS = ["STRIPE", "STRIPE_TEST", "PADDLE", "SALESFORCE", "XERO"]
+HTTP_PORT = 19301
+ACCOUNTS = 5000  # one bill run: every account billed, 20 bills each over 100k
+
+
+def make_configs(account_ids: list[str], rng: random.Random) -> list[IntegrationConfig]:
+    configs: list[IntegrationConfig] = []
+    shuffled = account_ids[:]
+    rng.shuffle(shuffled)
+    for i in range(100):
+        data: dict[str, object] = {
+            "id": f"cfg-{i:03d}",
+            "destination": DESTINATIONS[i % 5],
+            "entityConfig": {},
+        }
+        entity: dict[str, object] = {"excludedLineItemTypes": ["MINIMUM_SPEND"]} if i % 3 else {}
+        if i < 50:  # allow lists: every account billed through one of these
+            size = len(shuffled) // 50
+            data["accountIds"] = shuffled[i * size : (i + 1) * size]
+        elif i < 75:  # deny lists with a narrow expression
+            data["restrictedAccountIds"] = rng.sample(account_ids, 20)
+            country, _ = COUNTRIES[i % len(COUNTRIES)]
+            entity["accountFilter"] = (
+                f"customFields.country == {country} AND "
+                f"customFields.tier == {TIERS[i % 3]} AND "
+                f"customFields.seats > {rng.randint(300, 480)}"
+            )
+        else:  # expressions only
+            country, _ = COUNTRIES[i % len(COUNTRIES)]
+            entity["accountFilter"] = (
+                f"address.country == {country} AND "
+                f"(customFields.seats >= {rng.randint(440, 495)} OR "
+                f"customFields.tier IN (platinum, diamond))"
+            )
+        entity["sortLineItemsBy"] = ["NONE", "SUBTOTAL", "AGGREGATION_ID"][i % 3]
+        data["entityConfig"] = entity
+        configs.append(parse_config(data))
+    return configs
+
+
+async def publish_inputs(settings: Settings, bills: int, lines: int) -> tuple[float, float]:
+    rng = random.Random(5)
+    accounts = make_accounts(ACCOUNTS)
+    configs = make_configs([a.id for a in accounts], rng)
+    producer = make_producer(settings.kafka_bootstrap_servers, linger_ms=20)
+    await producer.start()
+    try:
+        for cfg in configs:
+            await producer.send(
+                settings.topics.name("integration_configs"), cfg.to_bytes(), key=cfg.id.encode()
+            )
+        for acc in accounts:
+            await producer.send(
+                settings.topics.name("accounts"), acc.to_bytes(), key=acc.id.encode()
+            )
+        templates = [
+            b.to_bytes() for b in make_bills(accounts, ACCOUNTS, lines, embed_account=False)
+        ]
+        size = sum(len(t) for t in templates) / len(templates)
+        started = time.monotonic()
+        topic = settings.topics.name("bill_generated")
+        pattern = re.compile(rb'"id":"bill-\d+"')
+        for i in range(bills):
+            value = pattern.sub(f'"id":"bill-{i:07d}"'.encode(), templates[i % ACCOUNTS], count=1)
+            await producer.send(topic, value, key=f"bill-{i:07d}".encode())
+        await producer.flush()
+        return size, time.monotonic() - started
+    finally:
+        await producer.stop()
+
+
+async def _metric_buckets(session: aiohttp.ClientSession) -> dict[float, float]:
+    async with session.get(f"http://127.0.0.1:{HTTP_PORT}/metrics") as resp:
+        text = await resp.text()
+    out: dict[float, float] = {}
+    for match in re.finditer(
+        r'billsync_router_routing_latency_seconds_bucket\{le="([^"]+)"\} ([0-9.e+]+)', text
+    ):
+        out[float(match.group(1))] = float(match.group(2))
+    return out
+
+
+def _quantile(buckets: dict[float, float], q: float) -> float:
+    total = buckets[float("inf")]
+    for le in sorted(buckets):
+        if buckets[le] >= q * total:
+            return le
+    return float("inf")
+
+
+async def latency_phase(settings: Settings, count: int, rate: int) -> tuple[float, float]:
+    """Steady load on a running router; quantiles from its latency histogram (bucket
+    upper bounds)."""
+    accounts = make_accounts(ACCOUNTS)
+    templates = [b.to_bytes() for b in make_bills(accounts, 200, 20, seed=3, embed_account=False)]
+    async with aiohttp.ClientSession() as session:
+        before = await _metric_buckets(session)
+        producer = make_producer(settings.kafka_bootstrap_servers, linger_ms=0)
+        await producer.start()
+        started = time.monotonic()
+        for i in range(count):
+            await producer.send(settings.topics.name("bill_generated"), templates[i % 200])
+            delay = started + (i + 1) / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        await producer.flush()
+        await producer.stop()
+        await asyncio.sleep(2)
+        after = await _metric_buckets(session)
+    diff = {le: after[le] - before.get(le, 0) for le in after}
+    return _quantile(diff, 0.5), _quantile(diff, 0.99)
+
+
+async def topic_total(bootstrap: str, topics: list[str]) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        await consumer.topics()  # loads metadata for every topic
+        tps = [
+            TopicPartition(t, p)
+            for t in topics
+            for p in (consumer.partitions_for_topic(t) or set())
+        ]
+        return sum((await consumer.end_offsets(tps)).values())
+    finally:
+        with contextlib.suppress(asyncio.CancelledError):  # aiokafka 0.14 on a quick stop
+            await consumer.stop()
+
+
+async def wait_health(timeout: float = 60) -> None:
+    async with aiohttp.ClientSession() as session:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                async with session.get(f"http://127.0.0.1:{HTTP_PORT}/health") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    raise TimeoutError("router did not become healthy")
+
+
+async def main() -> None:
+    bills = int(os.environ.get("BENCH_BILLS", "100000"))
+    lines = 20
+    settings = bench_settings("router")
+    await ensure_topics(settings)
+    print(f"publishing {bills:,} bills of {lines} lines and 100 configurations...", file=sys.stderr)
+    size, produce_s = await publish_inputs(settings, bills, lines)
+    source = {settings.topics.name("bill_generated")}
+    bs = settings.kafka_bootstrap_servers
+
+    base = spawn("benchmarks.passthrough", settings)
+    assert base.stdout is not None
+    base.stdout.readline()  # READY
+    base_mem = MemorySampler(base.pid)
+    base_s = await wait_committed(
+        bs, f"{settings.consumer_group_prefix}-passthrough", source, bills, "pass-through"
+    )
+    base_peak = base_mem.stop()
+    base.kill()
+
+    router = spawn("services.router", settings, BILLSYNC_HTTP_PORT=str(HTTP_PORT))
+    router_mem = MemorySampler(router.pid)
+    await wait_health()
+    router_s = await wait_committed(
+        bs, f"{settings.consumer_group_prefix}-router", source, bills, "router"
+    )
+    p50, p99 = await latency_phase(settings, count=3000, rate=500)
+    router_peak = router_mem.stop()
+    router.kill()
+
+    base_rate, router_rate = bills / base_s, bills / router_s
+    dispatched = await topic_total(
+        bs, [settings.topics.dispatch(f) for f in ("stripe", "paddle", "salesforce", "xero")]
+    )
+    dispatched -= bills  # the pass-through wrote one record per bill into dispatch.xero
+    print("\nRouter benchmark (local single-node broker, 2 cores, 5,000 accounts)")
+    print(
+        f"  input: {bills:,} bills x {lines} lines (avg {size / 1024:.1f} KiB), "
+        f"100 configurations; produced in {produce_s:.1f}s"
+    )
+    print(
+        f"  pass-through baseline : {base_rate:10,.0f} bills/s   peak RSS "
+        f"{base_peak / 2**20:6.0f} MiB"
+    )
+    print(
+        f"  router                : {router_rate:10,.0f} bills/s   peak RSS "
+        f"{router_peak / 2**20:6.0f} MiB"
+    )
+    print(f"  ratio router/baseline : {router_rate / base_rate:10.0%}   (target >= 50%)")
+    print(f"  dispatches per bill   : {dispatched / bills:10.2f}")
+    print(
+        f"  routing latency at 500 bills/s: p50 <= {p50 * 1000:.0f} ms, "
+        f"p99 <= {p99 * 1000:.0f} ms (histogram bucket bounds)"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

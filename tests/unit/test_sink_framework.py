@@ -1,0 +1,201 @@
+"""Pure parts of the sink framework: offsets, customers, classification, backoff,
+rate limiting and credential sealing."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared.contracts import ExternalMapping, ExternalSystem
+from shared.credentials import CredentialAdapter, CredentialCipher, MissingKeyError, generate_key
+from shared.credentials.store import seal, unseal
+from shared.sinks.backoff import RetryPolicy
+from shared.sinks.classify import classify_response
+from shared.sinks.customers import MappingIndex, resolve_customer
+from shared.sinks.errors import (
+    AuthenticationError,
+    FatalBillError,
+    MissingAccountMappingError,
+    RateLimitedError,
+    RetriableError,
+)
+from shared.sinks.offsets import OffsetTracker
+from shared.sinks.ratelimit import AdaptiveRateLimiter, RateSpec
+from tests.support.builders import config
+
+
+def test_offsets_commit_only_past_finished_work() -> None:
+    t = OffsetTracker()
+    assert t.committable() is None
+    for o in (10, 11, 12, 13):
+        t.start(o)
+    t.finish(12)
+    assert t.committable() == 10
+    t.finish(10)
+    assert t.committable() == 11
+    t.finish(11)
+    assert t.committable() == 13
+    t.finish(13)
+    assert t.committable() == 14 and t.in_flight == 0
+
+
+@given(st.permutations(list(range(30))))
+def test_offsets_any_completion_order(order: list[int]) -> None:
+    t = OffsetTracker()
+    for o in range(30):
+        t.start(o)
+    finished: set[int] = set()
+    for o in order:
+        t.finish(o)
+        finished.add(o)
+        lowest_unfinished = min(set(range(30)) - finished, default=30)
+        assert t.committable() == lowest_unfinished
+
+
+def _mapping(
+    mid: str,
+    ext: str,
+    account: str = "acc-1",
+    parent: str | None = None,
+    system: ExternalSystem = ExternalSystem.STRIPE,
+) -> ExternalMapping:
+    return ExternalMapping(
+        id=mid,
+        external_system=system,
+        external_table="Customer",
+        external_id=ext,
+        m3ter_entity="Account",
+        m3ter_id=account,
+        integration_config_id=parent,
+    )
+
+
+def test_customer_is_the_account_id_without_external_mappings() -> None:
+    assert resolve_customer("acc-1", config(), [], ExternalSystem.STRIPE) == "acc-1"
+
+
+def test_customer_from_external_mapping_prefers_own_configuration() -> None:
+    cfg = config("cfg-1", entity={"useExternalMappingAccountCode": True})
+    maps = [
+        _mapping("m1", "cus_other", parent="cfg-9"),
+        _mapping("m2", "cus_global"),
+        _mapping("m3", "cus_mine", parent="cfg-1"),
+        _mapping("m4", "xero", system=ExternalSystem.XERO, parent="cfg-1"),
+    ]
+    assert resolve_customer("acc-1", cfg, maps, ExternalSystem.STRIPE) == "cus_mine"
+    assert resolve_customer("acc-1", cfg, maps[:2], ExternalSystem.STRIPE) == "cus_global"
+
+
+def test_enforced_mappings_only_use_this_configurations_mappings() -> None:
+    cfg = config(
+        "cfg-1",
+        entity={"useExternalMappingAccountCode": True, "enforceExternalMappingsForConfig": True},
+    )
+    with pytest.raises(MissingAccountMappingError, match="parent configuration 'cfg-1'"):
+        resolve_customer("acc-1", cfg, [_mapping("m2", "cus_global")], ExternalSystem.STRIPE)
+    assert (
+        resolve_customer(
+            "acc-1", cfg, [_mapping("m3", "cus_x", parent="cfg-1")], ExternalSystem.STRIPE
+        )
+        == "cus_x"
+    )
+
+
+def test_missing_mapping_says_what_to_do() -> None:
+    cfg = config(entity={"useExternalMappingAccountCode": True})
+    with pytest.raises(MissingAccountMappingError, match="create an external mapping"):
+        resolve_customer("acc-7", cfg, [], ExternalSystem.STRIPE)
+
+
+def test_mapping_index_follows_updates_and_tombstones() -> None:
+    index = MappingIndex()
+    index.apply("m1", _mapping("m1", "cus_a"))
+    index.apply("m1", _mapping("m1", "cus_b", account="acc-2"))
+    assert index.for_account(ExternalSystem.STRIPE, "acc-1") == []
+    assert [m.external_id for m in index.for_account(ExternalSystem.STRIPE, "acc-2")] == ["cus_b"]
+    index.apply("m1", None)
+    assert index.for_account(ExternalSystem.STRIPE, "acc-2") == []
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "kind"),
+    [
+        (429, None, RateLimitedError),
+        (403, "REQUEST_LIMIT_EXCEEDED", RateLimitedError),
+        (500, None, RetriableError),
+        (503, None, RetriableError),
+        (None, None, RetriableError),
+        (409, "idempotency_key_in_use", RetriableError),
+        (401, None, AuthenticationError),
+        (401, "INVALID_SESSION_ID", AuthenticationError),
+        (400, "parameter_invalid_integer", FatalBillError),
+        (404, "resource_missing", FatalBillError),
+    ],
+)
+def test_one_place_classifies_provider_answers(
+    status: int | None, code: str | None, kind: type
+) -> None:
+    err = classify_response(status, "msg", provider_code=code, headers={"Retry-After": "3"})
+    assert type(err) is kind
+    if isinstance(err, RateLimitedError):
+        assert err.retry_after == 3.0
+
+
+def test_backoff_is_capped_jittered_and_honours_retry_after() -> None:
+    policy = RetryPolicy(max_attempts=10, base_delay=0.5, max_delay=8)
+    rng = random.Random(1)
+    delays = [policy.delay(a, rng=rng) for a in range(1, 10)]
+    assert all(0.25 <= d <= 8 for d in delays)
+    assert max(delays) <= 8 and delays[-1] >= 4  # capped, still near the cap
+    assert policy.delay(1, retry_after=5, rng=rng) >= 5
+    assert policy.delay(1, retry_after=50, rng=rng) == 8
+
+
+async def test_rate_limiter_holds_the_rate_and_slows_on_429() -> None:
+    limiter = AdaptiveRateLimiter(RateSpec(per_second=50, safety=1.0))
+    started = time.monotonic()
+    for _ in range(40):
+        await limiter.acquire("POST /x")
+    elapsed = time.monotonic() - started
+    assert elapsed >= 0.6  # 40 calls at 50/s after a 5-call burst: >= ~0.7 s
+    limiter.on_rate_limited(0.2)
+    assert limiter.current_rate == 25
+    t0 = time.monotonic()
+    await limiter.acquire("POST /x")
+    assert time.monotonic() - t0 >= 0.15  # Retry-After honoured
+
+
+async def test_rate_limiter_per_endpoint() -> None:
+    limiter = AdaptiveRateLimiter(RateSpec(per_second=None, per_endpoint_per_second=20, safety=1.0))
+    started = time.monotonic()
+    await asyncio.gather(
+        *(limiter.acquire("a") for _ in range(12)), *(limiter.acquire("b") for _ in range(2))
+    )
+    assert time.monotonic() - started >= 0.35
+
+
+def test_credentials_sealed_without_plaintext() -> None:
+    cipher = CredentialCipher(generate_key())
+    cred = CredentialAdapter.validate_python(
+        {
+            "id": "c1",
+            "type": "STRIPE",
+            "apiKey": "sk_test_supersecret123",
+            "connectedAccountId": "acct_123",
+        }
+    )
+    stored = seal(cred, cipher)
+    wire = stored.to_bytes().decode()
+    assert "supersecret" not in wire and "acct_123" in wire
+    assert "supersecret" not in repr(cred) and "supersecret" not in str(cred.model_dump())
+    back = unseal(stored, cipher)
+    assert back.api_key.get_secret_value() == "sk_test_supersecret123"  # type: ignore[union-attr]
+    with pytest.raises(MissingKeyError, match="differs"):
+        unseal(stored, CredentialCipher(generate_key()))
+    with pytest.raises(MissingKeyError, match="keygen"):
+        CredentialCipher(None)
