@@ -22,7 +22,9 @@ class RateSpec:
 
 
 def _limiter(rate: float) -> AsyncLimiter:
-    return AsyncLimiter(max(rate / _SLICES, 1e-3), 1 / _SLICES)
+    """A bucket holding a tenth of a second's budget, but at least one request."""
+    capacity = max(rate / _SLICES, 1.0)
+    return AsyncLimiter(capacity, capacity / rate)
 
 
 class AdaptiveRateLimiter:

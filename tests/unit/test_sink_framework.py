@@ -199,3 +199,11 @@ def test_credentials_sealed_without_plaintext() -> None:
         unseal(stored, CredentialCipher(generate_key()))
     with pytest.raises(MissingKeyError, match="keygen"):
         CredentialCipher(None)
+
+
+async def test_rate_limiter_survives_slowing_below_one_request_per_slice() -> None:
+    limiter = AdaptiveRateLimiter(RateSpec(per_second=4, safety=1.0), recovery_seconds=60)
+    for _ in range(3):
+        limiter.on_rate_limited(0)
+    assert limiter.current_rate == 1.0  # halved down to the floor of a quarter
+    await limiter.acquire("x")  # a bucket below one request per slice must still admit one

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The local stack: broker, topics, fake Stripe, router, sinks, control plane, monitor,
+# sample configurations, credentials and bills. `stack.sh up` returns once everything is
+# running (services keep running in the background); `stack.sh down` stops them.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+root="$PWD"
+state="$root/.local/stack"
+logs="$state/logs"
+py="$root/.venv/bin/python"
+billsync="$root/.venv/bin/billsync"
+mkdir -p "$logs"
+
+export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092}"
+if [[ ! -f "$state/credentials.key" ]]; then "$billsync" credentials keygen > "$state/credentials.key"; fi
+export BILLSYNC_CREDENTIALS_KEY="$(cat "$state/credentials.key")"
+export BILLSYNC_STRIPE_API_BASE="http://127.0.0.1:12111"
+export BILLSYNC_CONTROL_URL="http://127.0.0.1:8700"
+export BILLSYNC_CONTROL_ADMIN_TOKENS='["local-admin-token"]'
+export BILLSYNC_CONTROL_READ_TOKENS='["local-read-token"]'
+export BILLSYNC_CONTROL_TOKEN="local-admin-token"
+export BILLSYNC_CONTROL_DATABASE_URL="sqlite+aiosqlite:///$state/billsync.db"
+export BILLSYNC_MONITOR_CONTROL_URL="$BILLSYNC_CONTROL_URL"
+export BILLSYNC_MONITOR_CONTROL_TOKEN="local-admin-token"
+
+start() {  # start NAME PORT COMMAND...: background service with its own log and pid file
+  local name=$1 port=$2; shift 2
+  if [[ -f "$state/$name.pid" ]] && kill -0 "$(cat "$state/$name.pid")" 2>/dev/null; then
+    echo "  $name already running"; return
+  fi
+  BILLSYNC_HTTP_PORT="$port" nohup "$@" >"$logs/$name.log" 2>&1 &
+  echo $! > "$state/$name.pid"
+  echo "  $name started (log: .local/stack/logs/$name.log, http :$port)"
+}
+
+wait_http() {  # wait_http URL NAME
+  for _ in $(seq 1 60); do
+    if curl -fsS "$1" >/dev/null 2>&1; then return 0; fi
+    sleep 0.5
+  done
+  echo "  $2 did not answer at $1; see .local/stack/logs/$2.log" >&2
+  return 1
+}
+
+has_module() { "$py" -c "import $1" >/dev/null 2>&1; }
+
+up() {
+  deploy/kafka/scripts/kafka.sh up
+  "$billsync" topics create >/dev/null
+  echo "billsync local stack:"
+  start fake-stripe 12111 "$py" -m fakes.stripe --port 12111 \
+    --keys sk_test_local_billsync --customers "$(seq -f 'acc-%04g' 1 12 | paste -sd, -)"
+  wait_http http://127.0.0.1:12111/_fake/stats fake-stripe
+  "$billsync" credentials apply deploy/local/credentials.yaml
+  if has_module services.control.app; then
+    start control 8700 "$billsync" control
+    wait_http http://127.0.0.1:8700/health control
+  fi
+  "$billsync" configs apply --direct deploy/local/configs.yaml 2>/dev/null \
+    || "$billsync" configs apply deploy/local/configs.yaml
+  start router 9301 "$billsync" router
+  start stripe-sink 9302 "$billsync" stripe-sink
+  if has_module services.monitor.service; then start monitor 9303 "$billsync" monitor; fi
+  wait_http http://127.0.0.1:9301/health router
+  wait_http http://127.0.0.1:9302/health stripe-sink
+  "$billsync" produce-sample --accounts 12 --bills 40 --lines 12
+  echo
+  echo "Give it a few seconds, then look at:"
+  echo "  invoices in the local Stripe:   curl -s http://127.0.0.1:12111/_fake/state | python3 -m json.tool | less"
+  echo "  router metrics:                 curl -s http://127.0.0.1:9301/metrics | grep billsync_router"
+  echo "  Stripe sink metrics:            curl -s http://127.0.0.1:9302/metrics | grep billsync_sink"
+  if has_module services.control.app; then
+    echo "  integration runs (API):         curl -s -H 'Authorization: Bearer local-read-token' http://127.0.0.1:8700/integrationruns"
+  fi
+  echo "  service logs:                   .local/stack/logs/"
+  echo "Stop everything with: make down"
+}
+
+down() {
+  for pidfile in "$state"/*.pid; do
+    [[ -e "$pidfile" ]] || continue
+    pid=$(cat "$pidfile")
+    if kill "$pid" 2>/dev/null; then
+      for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+      kill -9 "$pid" 2>/dev/null || true
+      echo "stopped $(basename "$pidfile" .pid)"
+    fi
+    rm -f "$pidfile"
+  done
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  *) echo "usage: $0 up|down" >&2; exit 2 ;;
+esac

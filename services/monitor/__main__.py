@@ -1,0 +1,5 @@
+"""`python -m services.monitor`."""
+
+from services.monitor.main import main
+
+main()

@@ -1,0 +1,34 @@
+"""Monitor metrics (Prometheus)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+RESULTS_CONSUMED = Counter(
+    "billsync_monitor_results_consumed_total", "integration-results records read", ["kind"]
+)
+SUCCESSIVE_ERRORS = Gauge(
+    "billsync_monitor_successive_errors",
+    "Successive error events per configuration (reset by a complete run or re-enabling)",
+    ["integration_config_id"],
+)
+CONFIGS_DISABLED = Counter(
+    "billsync_monitor_configurations_disabled_total",
+    "Configurations disabled automatically after successive errors",
+)
+DISABLE_FAILURES = Counter(
+    "billsync_monitor_disable_failures_total", "Failed calls to the control plane's disable"
+)
+NOTIFICATIONS_SENT = Counter(
+    "billsync_monitor_notifications_sent_total", "Disable notification emails sent"
+)
+NOTIFICATION_FAILURES = Counter(
+    "billsync_monitor_notification_failures_total",
+    "Disable notification emails not sent, by reason",
+    ["reason"],
+)
+WEBHOOKS = Counter(
+    "billsync_monitor_provider_error_webhooks_total",
+    "Outbound invoice.billing_provider_error deliveries, by outcome",
+    ["outcome"],
+)

@@ -1,0 +1,1 @@
+"""Inbound provider webhooks: verified Stripe invoice events become external status updates."""

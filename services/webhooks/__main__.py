@@ -1,0 +1,5 @@
+"""`python -m services.webhooks`."""
+
+from services.webhooks.main import main
+
+main()

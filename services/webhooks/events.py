@@ -1,0 +1,116 @@
+"""Pure mapping from a Stripe invoice event to billsync's ExternalStatusUpdate."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.contracts import Destination, ExternalInvoiceStatus, ExternalStatusUpdate
+from shared.sinks.invoice_map import InvoiceMapRecord, InvoiceState
+
+STATUS_BY_EVENT_TYPE: dict[str, ExternalInvoiceStatus] = {
+    "invoice.finalized": ExternalInvoiceStatus.FINALIZED,
+    "invoice.paid": ExternalInvoiceStatus.PAID,
+    "invoice.payment_succeeded": ExternalInvoiceStatus.PAID,
+    "invoice.payment_failed": ExternalInvoiceStatus.PAYMENT_FAILED,
+    "invoice.voided": ExternalInvoiceStatus.VOID,
+    "invoice.deleted": ExternalInvoiceStatus.DELETED,
+    "invoice.marked_uncollectible": ExternalInvoiceStatus.UNCOLLECTIBLE,
+}
+
+BILL_ID_KEY = "billsync_bill_id"
+CONFIG_ID_KEY = "billsync_config_id"
+
+
+class EventBodyError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class StripeEvent:
+    id: str
+    type: str
+    livemode: bool
+    invoice_id: str | None
+    metadata: dict[str, str]
+
+
+def parse_event(body: bytes) -> StripeEvent:
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EventBodyError("body is not JSON") from exc
+    if not isinstance(data, dict):
+        raise EventBodyError("body is not a JSON object")
+    event_id, event_type = data.get("id"), data.get("type")
+    if not isinstance(event_id, str) or not event_id or not isinstance(event_type, str):
+        raise EventBodyError("event has no string id and type")
+    obj = (data.get("data") or {}).get("object") if isinstance(data.get("data"), dict) else None
+    obj = obj if isinstance(obj, dict) else {}
+    raw_meta: Any = obj.get("metadata")
+    metadata = (
+        {str(k): str(v) for k, v in raw_meta.items() if v is not None}
+        if isinstance(raw_meta, dict)
+        else {}
+    )
+    invoice_id = obj.get("id")
+    return StripeEvent(
+        id=event_id,
+        type=event_type,
+        livemode=bool(data.get("livemode", False)),
+        invoice_id=invoice_id if isinstance(invoice_id, str) else None,
+        metadata=metadata,
+    )
+
+
+def status_update(
+    event: StripeEvent, path_config_id: str, now: datetime | None = None
+) -> ExternalStatusUpdate | None:
+    """None for event types billsync does not track (or an event without an invoice)."""
+    status = STATUS_BY_EVENT_TYPE.get(event.type)
+    if status is None or event.invoice_id is None:
+        return None
+    return ExternalStatusUpdate(
+        id=event.id,
+        destination=Destination.STRIPE if event.livemode else Destination.STRIPE_TEST,
+        external_id=event.invoice_id,
+        external_status=status,
+        provider_event_type=event.type,
+        entity_id=event.metadata.get(BILL_ID_KEY),
+        # One Stripe account may serve several configurations: the invoice says whose it is.
+        integration_config_id=event.metadata.get(CONFIG_ID_KEY) or path_config_id,
+        dt_received=now or datetime.now(UTC),
+    )
+
+
+# An invoice past DRAFT can no longer be edited; payment_failed and uncollectible imply it
+# was finalized, so they lock it too. Ranks keep late or reordered webhooks from downgrading.
+_LOCK_STATE: dict[ExternalInvoiceStatus, InvoiceState] = {
+    ExternalInvoiceStatus.FINALIZED: InvoiceState.FINALIZED,
+    ExternalInvoiceStatus.PAYMENT_FAILED: InvoiceState.FINALIZED,
+    ExternalInvoiceStatus.UNCOLLECTIBLE: InvoiceState.FINALIZED,
+    ExternalInvoiceStatus.PAID: InvoiceState.PAID,
+    ExternalInvoiceStatus.VOID: InvoiceState.VOID,
+    ExternalInvoiceStatus.DELETED: InvoiceState.DELETED,
+}
+_RANK = {
+    InvoiceState.FINALIZED: 1,
+    InvoiceState.PAID: 2,
+    InvoiceState.VOID: 3,
+    InvoiceState.DELETED: 3,
+}
+
+
+def updated_map_record(
+    record: InvoiceMapRecord, update: ExternalStatusUpdate, now: datetime | None = None
+) -> InvoiceMapRecord | None:
+    """The map record with the invoice's new state, or None when nothing should change
+    (another invoice, or a state that would move backwards)."""
+    if record.external_id != update.external_id:
+        return None
+    new_state = _LOCK_STATE[update.external_status]
+    if _RANK[new_state] <= _RANK.get(record.state, 0):
+        return None
+    return record.model_copy(update={"state": new_state, "updated_at": now or datetime.now(UTC)})

@@ -1,0 +1,76 @@
+"""Users directory, the disable email and the provider-error event (pure parts)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from services.monitor.mailer import DisabledNotice, compose
+from services.monitor.notify_webhook import provider_error_event, wants_notification
+from services.monitor.state import ConfigErrorState
+from services.monitor.users import Recipient, UnknownUser, UsersDirectory
+from shared.contracts import Destination, IntegrationRun, RunStatus
+
+
+def test_users_directory_resolves_ids_and_passes_addresses_through(tmp_path: Path) -> None:
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- {id: u1, email: one@example.com, name: One}\n- {id: u2}\n")
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("users:\n  - {id: u3, email: three@example.com}\n")
+    assert UsersDirectory(str(listed)).resolve("u1") == Recipient("u1", "one@example.com", "One")
+    assert UsersDirectory(str(nested)).resolve("u3").email == "three@example.com"
+    assert UsersDirectory(None).resolve("ops@example.com").email == "ops@example.com"
+    with pytest.raises(UnknownUser):
+        UsersDirectory(str(listed)).resolve("u2")  # no email: not a usable entry
+
+
+def test_email_names_the_configuration_and_the_last_error() -> None:
+    state = ConfigErrorState(
+        integration_config_id="cfg-1",
+        successive_errors=10,
+        last_error="No such customer",
+        last_event_type="integration.perform.error",
+        last_run_id="run-9",
+        last_bill_id="bill-9",
+        last_error_at=datetime.now(UTC),
+    )
+    msg = compose(
+        DisabledNotice("cfg-1", "Stripe US", "STRIPE", state, 10),
+        Recipient("u1", "one@example.com", "One"),
+        "billsync@example.com",
+    )
+    body = msg.get_content()
+    assert msg["To"] == "one@example.com" and "Stripe US (cfg-1)" in msg["Subject"]
+    for text in (
+        "Hello One",
+        "Stripe US (cfg-1)",
+        "10 successive errors",
+        "No such customer",
+        "run-9",
+        "bill-9",
+    ):
+        assert text in body
+
+
+def test_provider_error_event_only_for_failed_stripe_runs() -> None:
+    def run(status: RunStatus, dest: Destination = Destination.STRIPE) -> IntegrationRun:
+        return IntegrationRun(
+            id="run-1",
+            entity_id="bill-1",
+            integration_config_id="cfg-1",
+            destination=dest,
+            status=status,
+            dt_started=datetime.now(UTC),
+            error="boom",
+        )
+
+    assert wants_notification(run(RunStatus.ERROR))
+    assert wants_notification(run(RunStatus.TIMEOUT_LIMIT_EXCEEDED, Destination.STRIPE_TEST))
+    assert not wants_notification(run(RunStatus.COMPLETE))
+    assert not wants_notification(run(RunStatus.ERROR, Destination.XERO))
+    event = provider_error_event(run(RunStatus.AUTH_FAILED), now=1234)
+    assert event["type"] == "invoice.billing_provider_error" and event["created"] == 1234
+    assert event["data"]["error"] == "boom" and event["data"]["status"] == "AUTH_FAILED"
+    assert provider_error_event(run(RunStatus.AUTH_FAILED))["id"] == event["id"]
