@@ -302,10 +302,12 @@ class SinkRunner:
                 self.destination.external_system,
             )
             credential = self._credential_for(config)
+            # A PENDING record left by an earlier attempt means a write may have happened.
+            recovering = existing is not None and existing.state is InvoiceState.PENDING
             if existing is None:
                 existing = await self._write_map(envelope, run_id, InvoiceState.PENDING)
             result = await self._deliver_with_retries(
-                envelope, run_id, customer, credential, existing
+                envelope, run_id, customer, credential, existing, recovering
             )
         except SinkError as err:
             status = err.run_status if err.run_status.is_final else RunStatus.ERROR
@@ -324,11 +326,11 @@ class SinkRunner:
         customer: str,
         credential: Credential,
         existing: InvoiceMapRecord | None,
+        recovering: bool,
     ) -> DeliveryResult:
         config = envelope.integration_config
         client, limiter = self._client_for(config, credential)
         policy = self.options.retry_policy
-        recovering = existing is not None and existing.state is InvoiceState.PENDING
         attempt = 1
         while True:
             request = DeliveryRequest(

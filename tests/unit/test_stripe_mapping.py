@@ -9,15 +9,9 @@ from typing import Any
 import pytest
 
 from services.stripe_sink import params
+from services.stripe_sink.invoice_fields import BILL_ID, ITEM_DIGEST, LINE_ID
 from services.stripe_sink.keys import idempotency_key, ids_hash, rotate
-from services.stripe_sink.mapping import (
-    BILL_ID,
-    ITEM_DIGEST,
-    LINE_ID,
-    Mode,
-    StripeInvoicePlan,
-    plan_invoice,
-)
+from services.stripe_sink.mapping import Mode, StripeInvoicePlan, plan_invoice
 from shared.contracts import Account, Bill, LineItem, StripeIntegrationConfig
 from shared.contracts.config import CollectionMethod
 from shared.sinks.errors import FatalBillError
@@ -60,7 +54,9 @@ def test_defaults_build_a_finalized_standalone_invoice() -> None:
     assert create["pending_invoice_items_behavior"] == "exclude"
     assert "days_until_due" not in create and "due_date" not in create
     assert "custom_fields" not in create
-    assert create["metadata"] == {
+    meta = dict(create["metadata"])
+    assert len(meta.pop("billsync_fields_digest")) == 32
+    assert meta == {
         "billsync_bill_id": "bill-1",
         "billsync_account_id": "acc-1",
         "billsync_config_id": "cfg-s",
@@ -381,6 +377,13 @@ def test_pending_items_carry_the_bill_ids_and_a_digest() -> None:
     assert other.lines[0].metadata[ITEM_DIGEST] != meta[ITEM_DIGEST]
 
 
+def test_fields_digest_follows_the_invoice_fields() -> None:
+    assert plan().fields_digest == plan().fields_digest
+    assert plan().fields_digest != plan(leaveInvoicesAsDrafts=True).fields_digest
+    assert plan().fields_digest != plan(make_bill(version=2)).fields_digest
+    assert plan().fields_digest == plan(bill_of(line("a", subtotal="3"))).fields_digest
+
+
 def test_digest_follows_the_lines() -> None:
     assert plan().lines_digest == plan().lines_digest
     assert plan().lines_digest != plan(bill_of(line("a", subtotal="3"))).lines_digest
@@ -464,11 +467,11 @@ def test_metadata_value_limit() -> None:
 
 
 def test_metadata_key_count_limit() -> None:
-    many = {f"k{i}": "v" for i in range(46)}
+    many = {f"k{i}": "v" for i in range(45)}
     b = make_bill(custom_fields=many)
-    maps = [mapping(f"bill.customFields.k{i}", "invoice.metadata", f"k{i}") for i in range(45)]
-    assert len(plan(b, fieldMappings=maps).metadata) == 49
-    maps.append(mapping("bill.customFields.k45", "invoice.metadata", "k45"))
+    maps = [mapping(f"bill.customFields.k{i}", "invoice.metadata", f"k{i}") for i in range(44)]
+    assert len(plan(b, fieldMappings=maps).metadata) == 49  # + the lines digest = 50
+    maps.append(mapping("bill.customFields.k44", "invoice.metadata", "k44"))
     with pytest.raises(FatalBillError, match="51 metadata keys"):
         plan(b, fieldMappings=maps)
 

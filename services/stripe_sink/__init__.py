@@ -1,0 +1,1 @@
+"""The Stripe sink: dispatch.stripe envelopes -> Stripe invoices (live and test mode)."""

@@ -1,0 +1,3 @@
+from services.stripe_sink.main import main
+
+main()

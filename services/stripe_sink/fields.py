@@ -1,0 +1,125 @@
+"""Field mappings and Stripe's limits on invoice custom fields and metadata (pure).
+
+Limits are checked before any call, so a bill that Stripe would refuse half-way through
+(after the invoice exists) is refused up front with a message naming the mapping."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from pydantic.alias_generators import to_camel
+
+from shared.contracts import Account, Bill, LineItem
+from shared.contracts.config import StripeFieldMapping, StripeMappingTarget
+from shared.money import format_decimal
+from shared.sinks.errors import FatalBillError
+
+MAX_CUSTOM_FIELDS = 4
+CUSTOM_FIELD_NAME_MAX = 40
+CUSTOM_FIELD_VALUE_MAX = 140
+MAX_METADATA_KEYS = 50
+METADATA_KEY_MAX = 40
+METADATA_VALUE_MAX = 500
+RESERVED_PREFIX = "billsync_"
+LINE_TARGETS = frozenset({StripeMappingTarget.LINE_METADATA, StripeMappingTarget.LINE_PRODUCT})
+_CUSTOM = "customFields."
+_PRODUCT_FIELDS = {"id": "productId", "code": "productCode", "name": "productName"}
+
+
+@dataclass
+class Sources:
+    """What mapping paths read: the bill, its account and (for line targets) one line."""
+
+    bill: Bill
+    account: Account
+    _wire: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def wire(self, root: str) -> dict[str, Any]:
+        # Serialised once per plan: a 250-line bill is not re-dumped per mapping.
+        if root not in self._wire:
+            self._wire[root] = (self.bill if root == "bill" else self.account).to_wire()
+        return self._wire[root]
+
+
+def describe(mapping: StripeFieldMapping, index: int) -> str:
+    name = f" '{mapping.name}'" if mapping.name else ""
+    return f"fieldMappings[{index}] ({mapping.source} -> {mapping.target.value}{name})"
+
+
+def check_mappings(mappings: list[StripeFieldMapping]) -> None:
+    """Shape errors a configuration can carry (the config model cannot see targets)."""
+    for index, mapping in enumerate(mappings):
+        where = describe(mapping, index)
+        if mapping.source.startswith("product.") and mapping.target not in LINE_TARGETS:
+            raise FatalBillError(f"{where}: product fields can only feed line targets")
+        if mapping.target is StripeMappingTarget.LINE_PRODUCT:
+            continue
+        if not mapping.name:
+            raise FatalBillError(f"{where}: needs a name (the Stripe field or metadata key)")
+        if mapping.target is not StripeMappingTarget.INVOICE_CUSTOM_FIELD:
+            check_key(mapping.name, where)
+
+
+def resolve(source: str, sources: Sources, line: LineItem | None = None) -> str | None:
+    """The value at `source` as Stripe text; None when missing or empty (nothing is sent)."""
+    root, _, path = source.partition(".")
+    if root == "product":
+        if line is None:
+            return None
+        if path.startswith(_CUSTOM):
+            return as_text(line.product_custom_fields.get(path[len(_CUSTOM) :]))
+        return as_text(_walk(line.to_wire(), _PRODUCT_FIELDS.get(path, path)))
+    if path.startswith(_CUSTOM):
+        model = sources.bill if root == "bill" else sources.account
+        return as_text(model.custom_fields.get(path[len(_CUSTOM) :]))
+    return as_text(_walk(sources.wire(root), path))
+
+
+def _walk(data: Any, path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(data, Mapping):
+            return None
+        data = data.get(part, data.get(to_camel(part)))
+    return data
+
+
+def as_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, Decimal):
+        text = format_decimal(value)
+    elif isinstance(value, (dict, list)):
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    else:
+        text = str(value)
+    return text or None
+
+
+def check_key(key: str, where: str) -> None:
+    if len(key) > METADATA_KEY_MAX:
+        raise FatalBillError(
+            f"{where}: metadata key is {len(key)} characters; Stripe allows {METADATA_KEY_MAX}"
+        )
+    if "[" in key or "]" in key:
+        raise FatalBillError(f"{where}: Stripe metadata keys cannot contain square brackets")
+    if key.startswith(RESERVED_PREFIX):
+        raise FatalBillError(f"{where}: keys starting with {RESERVED_PREFIX!r} are billsync's own")
+
+
+def check_value(value: str, limit: int, what: str, where: str) -> None:
+    if len(value) > limit:
+        raise FatalBillError(f"{where}: {what} is {len(value)} characters; Stripe allows {limit}")
+
+
+def check_key_count(count: int, where: str) -> None:
+    if count > MAX_METADATA_KEYS:
+        raise FatalBillError(
+            f"{where}: {count} metadata keys (including billsync's own); "
+            f"Stripe allows {MAX_METADATA_KEYS}"
+        )

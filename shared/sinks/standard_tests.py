@@ -1,0 +1,335 @@
+"""The standard destination test suite (after the Meltano Singer SDK's standard target tests).
+
+Every destination proves the same guarantees against its own fake provider, with no Kafka:
+
+    class TestStripeStandard(DestinationStandardTests):
+        @pytest.fixture
+        async def harness(self) -> AsyncIterator[StandardHarness]:
+            yield StripeHarness(...)
+
+A `StandardHarness` supplies the destination, a credential, a configuration factory and
+hooks into the fake (invoices_for, mark_finalized, inject, reject_credential, requests).
+The suite drives `SinkDestination.deliver` directly, the way the runner does: the second
+delivery of a bill carries the map record the first one produced (`record_of`)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+import pytest
+
+from shared.contracts import (
+    Account,
+    Bill,
+    DispatchEnvelope,
+    IntegrationConfig,
+    LineItem,
+    RunStatus,
+    Trigger,
+    dispatch_id,
+)
+from shared.credentials import Credential
+from shared.sinks.destination import (
+    DeliveryRequest,
+    DeliveryResult,
+    ProviderCalls,
+    SinkDestination,
+)
+from shared.sinks.errors import (
+    AuthenticationError,
+    FatalBillError,
+    InvoiceLockedError,
+    RateLimitedError,
+    RetriableError,
+)
+from shared.sinks.invoice_map import InvoiceMapRecord, InvoiceState
+from shared.sinks.ratelimit import AdaptiveRateLimiter, RateSpec
+
+
+class Fault(StrEnum):
+    SERVER_ERROR = "server_error"  # the next write answers 5xx
+    RATE_LIMITED = "rate_limited"  # the next request answers 429 with Retry-After
+    DROP_AFTER_COMMIT = "drop_after_commit"  # the next write commits, then the line drops
+
+
+@dataclass(frozen=True)
+class ExternalInvoice:
+    id: str
+    total: Decimal  # major units, as the provider holds it
+    state: InvoiceState | None = None
+
+
+class StandardHarness(ABC):
+    """What a destination's test module provides (a started fake behind it)."""
+
+    destination: SinkDestination[Any]
+    credential: Credential
+    customer_id: str
+    currency: str = "USD"
+
+    @abstractmethod
+    def config(self, *, editable: bool) -> IntegrationConfig:
+        """A configuration for the fake. `editable`: invoices stay editable (drafts)."""
+
+    @abstractmethod
+    async def invoices_for(self, bill_id: str) -> list[ExternalInvoice]:
+        """The provider's invoices for this bill (any configuration)."""
+
+    @abstractmethod
+    async def mark_finalized(self, external_id: str) -> None:
+        """Finalize (send, authorise) the invoice at the provider, as an operator would."""
+
+    @abstractmethod
+    async def inject(self, fault: Fault) -> None: ...
+
+    @abstractmethod
+    def reject_credential(self) -> Credential:
+        """A credential the provider refuses (wrong or revoked key)."""
+
+    @abstractmethod
+    def requests(self) -> int:
+        """Requests the fake has received so far."""
+
+    def invalid_bill(self, bill: Bill) -> Bill:
+        """`bill` changed so that the provider's rules refuse it (default: a huge line)."""
+        huge = line("li-huge", Decimal("100000000"))
+        return bill.model_copy(update={"line_items": [*bill.line_items, huge]})
+
+    def account(self, bill: Bill) -> Account:
+        return Account(
+            id=bill.account_id, account_name="Standard Tests Inc", currency=bill.currency
+        )
+
+    def envelope(self, config: IntegrationConfig, bill: Bill) -> DispatchEnvelope:
+        return DispatchEnvelope(
+            dispatch_id=dispatch_id(
+                bill.id, bill.version, config.id, config.version, Trigger.GENERATED
+            ),
+            trigger=Trigger.GENERATED,
+            integration_config_id=config.id,
+            integration_config_version=config.version,
+            integration_config=config,
+            bill=bill,
+            account=self.account(bill),
+            routed_at=datetime.now(UTC).isoformat(),
+        )
+
+
+def line(ident: str, subtotal: Decimal, quantity: int = 1) -> LineItem:
+    return LineItem(
+        id=ident,
+        line_item_type="USAGE",
+        description=f"charge {ident}",
+        quantity=Decimal(quantity),
+        subtotal=subtotal,
+        average_unit_price=subtotal / quantity,
+    )
+
+
+def standard_bill(
+    bill_id: str,
+    version: int = 1,
+    currency: str = "USD",
+    amounts: tuple[str, ...] = ("120.00", "30.50"),
+) -> Bill:
+    lines = [line(f"{bill_id}-l{i}", Decimal(a), 1 + i) for i, a in enumerate(amounts)]
+    return Bill(
+        id=bill_id,
+        version=version,
+        account_id="acc-standard",
+        currency=currency,
+        bill_total=sum((x.subtotal for x in lines), Decimal(0)),
+        line_items=lines,
+    )
+
+
+def record_of(envelope: DispatchEnvelope, result: DeliveryResult) -> InvoiceMapRecord:
+    """What the runner's invoice map holds after `result`."""
+    return InvoiceMapRecord(
+        integration_config_id=envelope.integration_config_id,
+        bill_id=envelope.bill.id,
+        bill_version=envelope.bill.version,
+        state=result.state,
+        external_id=result.external_id,
+        url=result.url,
+        external_item_ids=list(result.external_item_ids),
+        completed_dispatch_ids=[envelope.dispatch_id],
+        updated_at=datetime.now(UTC),
+    )
+
+
+class DestinationStandardTests:
+    """Inherit and override the `harness` fixture; every test below then runs."""
+
+    @pytest.fixture
+    def harness(self) -> StandardHarness:
+        raise NotImplementedError("a destination's test module overrides `harness`")
+
+    async def deliver(
+        self,
+        h: StandardHarness,
+        envelope: DispatchEnvelope,
+        *,
+        existing: InvoiceMapRecord | None = None,
+        recovering: bool = False,
+        attempt: int = 1,
+        credential: Credential | None = None,
+    ) -> tuple[DeliveryResult, ProviderCalls]:
+        dest = h.destination
+        config = envelope.integration_config
+        client = dest.make_client(config.destination, credential or h.credential)
+        calls = ProviderCalls(dest.family, AdaptiveRateLimiter(RateSpec(None)), dest.classify)
+        request = DeliveryRequest(
+            envelope,
+            config,
+            h.customer_id,
+            existing,
+            recovering,
+            attempt,
+            f"run-{envelope.bill.id}-{attempt}",
+        )
+        try:
+            return await dest.deliver(request, client, calls), calls
+        finally:
+            await dest.close_client(client)
+
+    async def test_new_bill_makes_one_invoice_with_the_bill_total(
+        self, harness: StandardHarness
+    ) -> None:
+        bill = standard_bill("std-new", currency=harness.currency)
+        result, _ = await self.deliver(
+            harness, harness.envelope(harness.config(editable=False), bill)
+        )
+        assert result.status is RunStatus.COMPLETE
+        assert result.external_id and result.url
+        invoices = await harness.invoices_for(bill.id)
+        assert [i.id for i in invoices] == [result.external_id]
+        assert invoices[0].total == Decimal("150.50")
+
+    async def test_same_request_twice_is_still_one_invoice(self, harness: StandardHarness) -> None:
+        envelope = harness.envelope(
+            harness.config(editable=False), standard_bill("std-twice", currency=harness.currency)
+        )
+        first, _ = await self.deliver(harness, envelope)
+        second, _ = await self.deliver(harness, envelope, existing=record_of(envelope, first))
+        assert second.status is RunStatus.COMPLETE
+        assert second.external_id == first.external_id
+        assert len(await harness.invoices_for("std-twice")) == 1
+
+    async def test_regenerated_bill_updates_the_same_invoice(
+        self, harness: StandardHarness
+    ) -> None:
+        config = harness.config(editable=True)
+        v1 = harness.envelope(config, standard_bill("std-regen", 1, harness.currency))
+        first, _ = await self.deliver(harness, v1)
+        v2 = harness.envelope(
+            config, standard_bill("std-regen", 2, harness.currency, ("200.00", "1.25", "3.00"))
+        )
+        second, _ = await self.deliver(harness, v2, existing=record_of(v1, first))
+        assert second.status is RunStatus.COMPLETE
+        assert second.external_id == first.external_id
+        invoices = await harness.invoices_for("std-regen")
+        assert [(i.id, i.total) for i in invoices] == [(first.external_id, Decimal("204.25"))]
+
+    async def test_finalized_invoice_is_never_modified(self, harness: StandardHarness) -> None:
+        config = harness.config(editable=True)
+        v1 = harness.envelope(config, standard_bill("std-final", 1, harness.currency))
+        first, _ = await self.deliver(harness, v1)
+        assert first.external_id
+        await harness.mark_finalized(first.external_id)
+        v2 = harness.envelope(config, standard_bill("std-final", 2, harness.currency, ("999.00",)))
+        try:
+            second, _ = await self.deliver(harness, v2, existing=record_of(v1, first))
+            assert second.status is RunStatus.INVOICE_ALREADY_PAID
+            assert second.external_id == first.external_id and second.message
+        except InvoiceLockedError:
+            pass
+        invoices = await harness.invoices_for("std-final")
+        assert [i.total for i in invoices] == [Decimal("150.50")]
+
+    async def test_server_error_is_retriable(self, harness: StandardHarness) -> None:
+        await harness.inject(Fault.SERVER_ERROR)
+        envelope = harness.envelope(
+            harness.config(editable=False), standard_bill("std-5xx", currency=harness.currency)
+        )
+        with pytest.raises(RetriableError) as caught:
+            await self.deliver(harness, envelope)
+        assert not isinstance(caught.value, RateLimitedError)
+        assert (caught.value.status_code or 0) >= 500
+
+    async def test_retry_after_server_error_completes_once(self, harness: StandardHarness) -> None:
+        await harness.inject(Fault.SERVER_ERROR)
+        envelope = harness.envelope(
+            harness.config(editable=False),
+            standard_bill("std-5xx-retry", currency=harness.currency),
+        )
+        with pytest.raises(RetriableError):
+            await self.deliver(harness, envelope)
+        result, _ = await self.deliver(harness, envelope, recovering=True, attempt=2)
+        assert result.status is RunStatus.COMPLETE
+        assert [i.id for i in await harness.invoices_for("std-5xx-retry")] == [result.external_id]
+
+    async def test_rate_limit_is_rate_limited_error(self, harness: StandardHarness) -> None:
+        await harness.inject(Fault.RATE_LIMITED)
+        envelope = harness.envelope(
+            harness.config(editable=False), standard_bill("std-429", currency=harness.currency)
+        )
+        with pytest.raises(RateLimitedError) as caught:
+            await self.deliver(harness, envelope)
+        assert caught.value.retry_after is not None and caught.value.retry_after > 0
+
+    async def test_rejected_credential_is_authentication_error(
+        self, harness: StandardHarness
+    ) -> None:
+        envelope = harness.envelope(
+            harness.config(editable=False), standard_bill("std-auth", currency=harness.currency)
+        )
+        with pytest.raises(AuthenticationError):
+            await self.deliver(harness, envelope, credential=harness.reject_credential())
+        assert await harness.invoices_for("std-auth") == []
+
+    async def test_invalid_bill_is_fatal_before_any_call(self, harness: StandardHarness) -> None:
+        bill = harness.invalid_bill(standard_bill("std-invalid", currency=harness.currency))
+        envelope = harness.envelope(harness.config(editable=False), bill)
+        before = harness.requests()
+        dest = harness.destination
+        calls = ProviderCalls(dest.family, AdaptiveRateLimiter(RateSpec(None)), dest.classify)
+        client = dest.make_client(envelope.integration_config.destination, harness.credential)
+        try:
+            with pytest.raises(FatalBillError):
+                await dest.deliver(
+                    DeliveryRequest(
+                        envelope,
+                        envelope.integration_config,
+                        harness.customer_id,
+                        None,
+                        False,
+                        1,
+                        "run",
+                    ),
+                    client,
+                    calls,
+                )
+        finally:
+            await dest.close_client(client)
+        assert calls.count == 0
+        assert harness.requests() == before
+
+    async def test_write_committed_before_a_drop_recovers_to_one_invoice(
+        self, harness: StandardHarness
+    ) -> None:
+        await harness.inject(Fault.DROP_AFTER_COMMIT)
+        envelope = harness.envelope(
+            harness.config(editable=False), standard_bill("std-drop", currency=harness.currency)
+        )
+        with pytest.raises(RetriableError):
+            await self.deliver(harness, envelope)
+        result, _ = await self.deliver(harness, envelope, recovering=True, attempt=2)
+        assert result.status is RunStatus.COMPLETE
+        invoices = await harness.invoices_for("std-drop")
+        assert [(i.id, i.total) for i in invoices] == [(result.external_id, Decimal("150.50"))]
