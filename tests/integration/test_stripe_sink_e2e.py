@@ -26,27 +26,40 @@ def stripe_config(cid: str = "cfg-s", cred: str = "cred-1", **dest: object) -> o
 
 
 def bills(n: int, version: int = 1, prefix: str = "bill") -> list:
-    return [bill(f"{prefix}-{i}", f"acc-{i % 10 + 1}", version=version,
-                 embed=account(f"acc-{i % 10 + 1}"),
-                 lines=[line(f"l{i}-1", "USAGE", "12.34", quantity="3"),
-                        line(f"l{i}-2", "STANDING_CHARGE", "5", quantity="1")])
-            for i in range(n)]
+    return [
+        bill(
+            f"{prefix}-{i}",
+            f"acc-{i % 10 + 1}",
+            version=version,
+            embed=account(f"acc-{i % 10 + 1}"),
+            lines=[
+                line(f"l{i}-1", "USAGE", "12.34", quantity="3"),
+                line(f"l{i}-2", "STANDING_CHARGE", "5", quantity="1"),
+            ],
+        )
+        for i in range(n)
+    ]
 
 
 async def publish_bills(stack: StripeStack, items: list, topic: str = "bill_generated") -> None:
-    await publish(stack.settings.kafka_bootstrap_servers, stack.settings.topics.name(topic),
-                  [(b.id.encode(), b.to_bytes()) for b in items])
+    await publish(
+        stack.settings.kafka_bootstrap_servers,
+        stack.settings.topics.name(topic),
+        [(b.id.encode(), b.to_bytes()) for b in items],
+    )
 
 
-async def publish_envelopes(stack: StripeStack, cfg: object, items: list,
-                            trigger: Trigger = Trigger.GENERATED) -> None:
+async def publish_envelopes(
+    stack: StripeStack, cfg: object, items: list, trigger: Trigger = Trigger.GENERATED
+) -> None:
     builder = EnvelopeBuilder({})
     records = []
     for b in items:
         [(c, _, body)] = builder.build(b, b.account, [cfg], trigger, "test/0/0")
         records.append((c.id.encode(), body))
-    await publish(stack.settings.kafka_bootstrap_servers,
-                  stack.settings.topics.dispatch("stripe"), records)
+    await publish(
+        stack.settings.kafka_bootstrap_servers, stack.settings.topics.dispatch("stripe"), records
+    )
 
 
 def assert_one_invoice_per_bill(stack: StripeStack, expected: set[str]) -> None:
@@ -105,8 +118,13 @@ async def test_regenerated_three_times_updates_the_draft(settings: Settings) -> 
         await stack.configs(stripe_config(leaveInvoicesAsDrafts=True))
         async with running_router(stack.settings), stack.sink():
             for version, amount in ((1, "10"), (2, "20"), (3, "30")):
-                b = bill("bill-r", "acc-1", version=version, embed=account("acc-1"),
-                         lines=[line("l1", "USAGE", amount)])
+                b = bill(
+                    "bill-r",
+                    "acc-1",
+                    version=version,
+                    embed=account("acc-1"),
+                    lines=[line("l1", "USAGE", amount)],
+                )
                 await publish_bills(stack, [b])
                 await stack.wait_final_runs(version, timeout=30)
         [invoice] = stack.invoices_by_bill()["bill-r"]
@@ -122,8 +140,14 @@ async def test_finalized_invoice_is_never_modified(settings: Settings) -> None:
         async with running_router(stack.settings), stack.sink():
             await publish_bills(stack, bills(1, version=1))
             await stack.wait_final_runs(1)
-            await publish_bills(stack, [bills(1, version=2)[0].model_copy(
-                update={"line_items": [line("x", "USAGE", "99")]})])
+            await publish_bills(
+                stack,
+                [
+                    bills(1, version=2)[0].model_copy(
+                        update={"line_items": [line("x", "USAGE", "99")]}
+                    )
+                ],
+            )
             runs = await stack.wait_final_runs(2)
         statuses = sorted(r.status.value for r in runs.values())
         assert statuses == ["COMPLETE", "INVOICE_ALREADY_PAID"]
@@ -137,8 +161,14 @@ async def test_faults_5xx_and_drops_after_commit_still_one_invoice_each(
     async with stripe_stack(settings) as stack:
         await stack.credential("cred-1", KEY)
         await stack.configs(stripe_config())
-        stack.fake.configure(faults={"seed": 7, "error_rate": 0.2, "errors_replayed": False,
-                                     "drop_after_commit_rate": 0.1})
+        stack.fake.configure(
+            faults={
+                "seed": 7,
+                "error_rate": 0.2,
+                "errors_replayed": False,
+                "drop_after_commit_rate": 0.1,
+            }
+        )
         items = bills(25)
         # Every call of every attempt can fail: allow enough attempts that "eventually"
         # happens within the test (the limit itself is a setting, tested elsewhere).
@@ -156,8 +186,9 @@ async def test_429_storm_everything_delivered_within_the_fake_rate(settings: Set
         await stack.credential("cred-1", KEY)
         await stack.configs(stripe_config())
         # The fake allows less than the published test-mode rate the limiter starts at.
-        stack.fake.configure(rate_limits={"test_per_second": 10, "endpoint_per_second": 10,
-                                          "retry_after_seconds": 1})
+        stack.fake.configure(
+            rate_limits={"test_per_second": 10, "endpoint_per_second": 10, "retry_after_seconds": 1}
+        )
         items = bills(30)
         async with running_router(stack.settings), stack.sink():
             await publish_bills(stack, items)
@@ -197,8 +228,12 @@ async def test_rejected_credential_does_not_delay_another_configuration(
 async def test_missing_mapping_and_disabled_configuration(settings: Settings) -> None:
     async with stripe_stack(settings) as stack:
         await stack.credential("cred-1", KEY)
-        mapped = config("cfg-map", "STRIPE_TEST", integrationCredentialsId="cred-1",
-                        entity={"useExternalMappingAccountCode": True})
+        mapped = config(
+            "cfg-map",
+            "STRIPE_TEST",
+            integrationCredentialsId="cred-1",
+            entity={"useExternalMappingAccountCode": True},
+        )
         off = stripe_config("cfg-off")
         await stack.configs(mapped, off)
         async with stack.sink():
@@ -221,9 +256,11 @@ async def test_sink_killed_mid_batch_and_restarted(settings: Settings) -> None:
         await stack.configs(cfg)
         stack.fake.configure(faults={"latency_ms": 40})
         items = bills(40)
-        env = {"BILLSYNC_STRIPE_API_BASE": stack.url,
-               "BILLSYNC_CREDENTIALS_KEY": stack.key,
-               "BILLSYNC_SINK_RETRY_BASE_DELAY": "0.05"}
+        env = {
+            "BILLSYNC_STRIPE_API_BASE": stack.url,
+            "BILLSYNC_CREDENTIALS_KEY": stack.key,
+            "BILLSYNC_SINK_RETRY_BASE_DELAY": "0.05",
+        }
         proc = start_service("services.stripe_sink", stack.settings, **env)
         try:
             await publish_envelopes(stack, cfg, items)
@@ -242,4 +279,3 @@ async def test_sink_killed_mid_batch_and_restarted(settings: Settings) -> None:
         assert_one_invoice_per_bill(stack, {b.id for b in items})
         for inv in stack.fake.invoices():
             assert inv["status"] == "open" and len(inv["lines"]["data"]) == 2
-

@@ -23,8 +23,9 @@ from shared.sinks.options import SinkOptions
 from shared.sinks.runner import SinkRunner, running_sink
 from tests.support.kafka import publish, read_topic
 
-FAST_RETRIES = SinkOptions(max_attempts=8, retry_base_delay=0.05, retry_max_delay=0.5,
-                           commit_interval=0.2)
+FAST_RETRIES = SinkOptions(
+    max_attempts=8, retry_base_delay=0.05, retry_max_delay=0.5, commit_interval=0.2
+)
 
 
 @dataclass
@@ -40,25 +41,28 @@ class StripeStack:
         return CredentialCipher(self.key)
 
     async def credential(self, cred_id: str, api_key: str, **extra: Any) -> None:
-        cred = CredentialAdapter.validate_python({"id": cred_id, "type": "STRIPE",
-                                                  "apiKey": api_key, **extra})
+        cred = CredentialAdapter.validate_python(
+            {"id": cred_id, "type": "STRIPE", "apiKey": api_key, **extra}
+        )
         producer = make_producer(self.settings.kafka_bootstrap_servers)
         await producer.start()
         try:
-            await publish_credential(producer, self.settings.topics.name("credentials"),
-                                     seal(cred, self.cipher))
+            await publish_credential(
+                producer, self.settings.topics.name("credentials"), seal(cred, self.cipher)
+            )
         finally:
             await producer.stop()
 
     async def configs(self, *configs: IntegrationConfig) -> None:
-        await publish(self.settings.kafka_bootstrap_servers,
-                      self.settings.topics.name("integration_configs"),
-                      [(c.id.encode(), c.to_bytes()) for c in configs])
+        await publish(
+            self.settings.kafka_bootstrap_servers,
+            self.settings.topics.name("integration_configs"),
+            [(c.id.encode(), c.to_bytes()) for c in configs],
+        )
 
     def runner(self, **option_overrides: Any) -> SinkRunner:
         options = self.options.model_copy(update=option_overrides)
-        return SinkRunner(self.settings, StripeDestination(api_base=self.url), options,
-                          self.cipher)
+        return SinkRunner(self.settings, StripeDestination(api_base=self.url), options, self.cipher)
 
     @contextlib.asynccontextmanager
     async def sink(self, **option_overrides: Any) -> AsyncIterator[SinkRunner]:
@@ -69,8 +73,9 @@ class StripeStack:
         """The latest record of every run (by run id), and every event."""
         runs: dict[str, IntegrationRun] = {}
         events: list[IntegrationEvent] = []
-        for rec in await read_topic(self.settings.kafka_bootstrap_servers,
-                                    self.settings.topics.name("integration_results")):
+        for rec in await read_topic(
+            self.settings.kafka_bootstrap_servers, self.settings.topics.name("integration_results")
+        ):
             item = ResultRecordAdapter.validate_json(rec.value or b"")
             if isinstance(item, IntegrationRun):
                 runs[item.id] = item
@@ -90,8 +95,9 @@ class StripeStack:
         statuses = sorted(r.status.value for r in final.values())
         raise AssertionError(f"{len(final)} of {count} runs final after {timeout}s: {statuses}")
 
-    def invoices_by_bill(self, livemode: bool = False,
-                         account: str | None = None) -> dict[str, list[dict[str, Any]]]:
+    def invoices_by_bill(
+        self, livemode: bool = False, account: str | None = None
+    ) -> dict[str, list[dict[str, Any]]]:
         out: dict[str, list[dict[str, Any]]] = {}
         for inv in self.fake.invoices(account, livemode=livemode):
             bill_id = (inv.get("metadata") or {}).get("billsync_bill_id")
@@ -100,8 +106,12 @@ class StripeStack:
 
 
 @contextlib.asynccontextmanager
-async def stripe_stack(settings: Settings, keys: tuple[str, ...] = ("sk_test_e2e",),
-                       customers: int = 10, **fake_config: Any) -> AsyncIterator[StripeStack]:
+async def stripe_stack(
+    settings: Settings,
+    keys: tuple[str, ...] = ("sk_test_e2e",),
+    customers: int = 10,
+    **fake_config: Any,
+) -> AsyncIterator[StripeStack]:
     key = generate_key()
     settings = settings.model_copy(update={"credentials_key": key})
     await ensure_topics(settings)
