@@ -61,12 +61,9 @@ async def backlog(settings: Settings, config: Any, count: int, lines: int) -> No
     try:
         for i in range(count):
             bill = templates[i % len(templates)].model_copy(update={"id": f"bill-{i:07d}"})
+            assert bill.account is not None
             [(_, _, body)] = builder.build(
-                bill,
-                bill.account,
-                [config],
-                Trigger.GENERATED,  # type: ignore[arg-type]
-                f"bench/0/{i}",
+                bill, bill.account, [config], Trigger.GENERATED, f"bench/0/{i}"
             )
             await producer.send(settings.topics.dispatch("stripe"), body, key=b"cfg-bench")
             if i and i % 20000 == 0:

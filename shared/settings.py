@@ -56,6 +56,15 @@ class Settings(BaseSettings):
     # Encrypts credentials at rest (Fernet key, urlsafe base64 of 32 bytes).
     credentials_key: SecretStr | None = None
 
+    def to_env(self) -> dict[str, str]:
+        """Environment variables that give a child process these same settings."""
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
+            "BILLSYNC_TOPIC_PREFIX": self.topics.prefix,
+            "BILLSYNC_CONSUMER_GROUP_PREFIX": self.consumer_group_prefix,
+            "BILLSYNC_TOPIC_PARTITIONS": str(self.topic_partitions),
+        }
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

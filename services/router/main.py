@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 
 from services.router.service import RouterService
+from shared.lifecycle import run_until_signalled
 from shared.logging import configure_logging
 from shared.settings import get_settings
 
@@ -14,14 +14,8 @@ async def run_router() -> None:
     settings = get_settings()
     service = RouterService(settings)
     await service.start()
-    loop = asyncio.get_running_loop()
-    task = asyncio.create_task(service.run())
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, task.cancel)
     try:
-        await task
-    except asyncio.CancelledError:
-        pass
+        await run_until_signalled(service.run())
     finally:
         await service.stop()
 

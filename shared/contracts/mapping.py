@@ -21,7 +21,8 @@ class ExternalMapping(WireModel):
     external_system: ExternalSystem
     external_table: str = Field(min_length=1)  # Customer, Contact, Item, Product, ...
     external_id: str = Field(min_length=1)
-    m3ter_entity: str = Field(min_length=1)  # Account, Product, ...
-    m3ter_id: str = Field(min_length=1)
+    # Explicit aliases: the generator would spell these "m3TerEntity"/"m3TerId".
+    m3ter_entity: str = Field(min_length=1, alias="m3terEntity")  # Account, Product, ...
+    m3ter_id: str = Field(min_length=1, alias="m3terId")
     integration_config_id: str | None = None  # the "parent configuration"
     version: int = 1

@@ -24,16 +24,17 @@ class _Base(StrictWireModel):
     name: str = ""
     version: int = 1
 
+    @classmethod
+    def secret_names(cls) -> set[str]:
+        """Fields declared as secrets, set or not (an unset secret is not public either)."""
+        return {n for n, f in cls.model_fields.items() if "SecretStr" in str(f.annotation)}
+
     def secret_fields(self) -> dict[str, str]:
         return {k: v.get_secret_value() for k, v in self if isinstance(v, SecretStr)}
 
     def public_fields(self) -> dict[str, Any]:
-        return {
-            k: v
-            for k, v in self.model_dump(mode="json").items()
-            if not isinstance(getattr(self, k), SecretStr)
-            and k not in {"id", "name", "version", "type"}
-        }
+        hidden = self.secret_names() | {"id", "name", "version", "type"}
+        return {k: v for k, v in self.model_dump(mode="json").items() if k not in hidden}
 
 
 class StripeCredential(_Base):

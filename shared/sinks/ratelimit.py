@@ -1,7 +1,8 @@
 """Per-credential rate limiting at the provider's published rate, adaptive on 429.
 
-Built on aiolimiter's leaky bucket, refilled in 100 ms slices so a burst never exceeds a
-tenth of the per-second budget (providers count in sliding windows)."""
+Built on aiolimiter's leaky bucket with room for a single request, so requests are evenly
+spaced: providers count in sliding one-second windows, and a burst allowance on top of the
+steady rate is exactly what tips such a window over the limit."""
 
 from __future__ import annotations
 
@@ -10,8 +11,6 @@ import time
 from dataclasses import dataclass
 
 from aiolimiter import AsyncLimiter
-
-_SLICES = 10
 
 
 @dataclass(frozen=True)
@@ -22,20 +21,25 @@ class RateSpec:
 
 
 def _limiter(rate: float) -> AsyncLimiter:
-    """A bucket holding a tenth of a second's budget, but at least one request."""
-    capacity = max(rate / _SLICES, 1.0)
-    return AsyncLimiter(capacity, capacity / rate)
+    return AsyncLimiter(1, 1 / rate)
 
 
 class AdaptiveRateLimiter:
     """acquire() before every provider call; on_rate_limited() when a 429 arrives anyway
-    (another client shares the quota): slow to half for a while and honour Retry-After."""
+    (another client shares the quota, or clocks disagree): back off by a fifth at most
+    once per second (concurrent calls see the same 429 burst), honour Retry-After, and
+    creep back up by a tenth every `recovery_seconds` without further 429s."""
 
-    def __init__(self, spec: RateSpec, recovery_seconds: float = 10.0) -> None:
+    SLOW_DOWN = 0.8
+    SPEED_UP = 1.1
+    FLOOR = 0.25
+
+    def __init__(self, spec: RateSpec, recovery_seconds: float = 3.0) -> None:
         self.spec = spec
         self._recovery = recovery_seconds
         self._factor = 1.0
-        self._slowed_until = 0.0
+        self._last_slowdown = -1e9
+        self._next_recovery = 0.0
         self._blocked_until = 0.0
         self._global = _limiter(spec.per_second * spec.safety) if spec.per_second else None
         self._endpoints: dict[str, AsyncLimiter] = {}
@@ -66,13 +70,17 @@ class AdaptiveRateLimiter:
     def on_rate_limited(self, retry_after: float | None) -> None:
         now = time.monotonic()
         self._blocked_until = max(self._blocked_until, now + (retry_after or 1.0))
-        if self.spec.per_second and self._factor > 0.25:
-            self._factor /= 2
-            self._global = _limiter(self.spec.per_second * self.spec.safety * self._factor)
-        self._slowed_until = now + self._recovery
+        self._next_recovery = now + self._recovery
+        if self.spec.per_second and now - self._last_slowdown >= 1.0:
+            self._last_slowdown = now
+            self._set_factor(max(self.FLOOR, self._factor * self.SLOW_DOWN))
 
     def _maybe_recover(self, now: float) -> None:
-        if self._factor < 1.0 and now >= self._slowed_until and self.spec.per_second:
-            self._factor = min(1.0, self._factor * 2)
-            self._global = _limiter(self.spec.per_second * self.spec.safety * self._factor)
-            self._slowed_until = now + self._recovery
+        if self._factor < 1.0 and now >= self._next_recovery:
+            self._next_recovery = now + self._recovery
+            self._set_factor(min(1.0, self._factor * self.SPEED_UP))
+
+    def _set_factor(self, factor: float) -> None:
+        self._factor = factor
+        if self.spec.per_second:
+            self._global = _limiter(self.spec.per_second * self.spec.safety * factor)

@@ -49,7 +49,7 @@ from shared.sinks.invoice_map import (
     InvoiceState,
     map_key,
 )
-from shared.sinks.locks import KeyedLocks, KeyedSemaphores
+from shared.sinks.locks import KeyedLocks, KeyedSlots, PrioritySlots
 from shared.sinks.offsets import OffsetTracker
 from shared.sinks.options import SinkOptions
 from shared.sinks.ratelimit import AdaptiveRateLimiter
@@ -113,11 +113,12 @@ class SinkRunner:
         self._committed: dict[TopicPartition, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._key_locks = KeyedLocks()
-        self._config_slots = KeyedSemaphores(self.options.per_config_concurrency)
-        self._global_slots = asyncio.Semaphore(self.options.max_concurrency)
+        self._config_slots = KeyedSlots(self.options.per_config_concurrency)
+        self._global_slots = PrioritySlots(self.options.max_concurrency)
         self._clients: dict[tuple[str, int, str], Any] = {}
         self._limiters: dict[tuple[str, str], AdaptiveRateLimiter] = {}
         self._in_flight = 0
+        self._run_started: dict[str, datetime] = {}  # a run keeps its first start time
         self._paused = False
         self._running = False
         self._started = False
@@ -254,6 +255,8 @@ class SinkRunner:
                         error=f"internal error: {exc!r}",
                         event=SinkError(f"internal error: {exc!r}"),
                     )
+                finally:
+                    self._run_started.pop(run_id, None)
 
     async def _process_locked(self, envelope: DispatchEnvelope, run_id: str) -> None:
         config = envelope.integration_config
@@ -344,7 +347,11 @@ class SinkRunner:
             )
             calls = ProviderCalls(self.family, limiter, self.destination.classify)
             try:
-                async with self._config_slots.get(config.id), self._global_slots:
+                urgent = attempt > 1
+                async with (
+                    self._config_slots.get(config.id).hold(urgent),
+                    self._global_slots.hold(urgent),
+                ):
                     try:
                         return await asyncio.wait_for(
                             self.destination.deliver(request, client, calls),
@@ -467,7 +474,7 @@ class SinkRunner:
             integration_config_version=config.version,
             destination=config.destination,
             status=status,
-            dt_started=_now(),
+            dt_started=self._run_started.setdefault(run_id, _now()),
             dt_completed=_now() if status.is_final else None,
             external_id=external_id,
             url=url,

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import signal
 from typing import Any
 
+from shared.lifecycle import run_until_signalled
 from shared.logging import get_logger
 from shared.observability import ObservabilityServer
 from shared.settings import Settings
@@ -24,14 +23,8 @@ async def serve_sink(
     await runner.start()
     port = await http.start(settings.http_host, settings.http_port)
     log.info("sink_http", destination=destination.family, http_port=port)
-    task = asyncio.create_task(runner.run())
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, task.cancel)
     try:
-        await task
-    except asyncio.CancelledError:
-        pass
+        await run_until_signalled(runner.run())
     finally:
         await http.stop()
         await runner.stop()

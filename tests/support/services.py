@@ -31,16 +31,7 @@ async def running_router(settings: Settings) -> AsyncIterator[RouterService]:
 
 
 def service_env(settings: Settings, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        KAFKA_BOOTSTRAP_SERVERS=settings.kafka_bootstrap_servers,
-        BILLSYNC_TOPIC_PREFIX=settings.topics.prefix,
-        BILLSYNC_CONSUMER_GROUP_PREFIX=settings.consumer_group_prefix,
-        BILLSYNC_TOPIC_PARTITIONS=str(settings.topic_partitions),
-        BILLSYNC_LOG_LEVEL="WARNING",
-    )
-    env.update(extra)
-    return env
+    return {**os.environ, **settings.to_env(), "BILLSYNC_LOG_LEVEL": "WARNING", **extra}
 
 
 def start_service(module: str, settings: Settings, **extra: str) -> subprocess.Popen[bytes]:

@@ -164,10 +164,21 @@ async def test_rate_limiter_holds_the_rate_and_slows_on_429() -> None:
     elapsed = time.monotonic() - started
     assert elapsed >= 0.6  # 40 calls at 50/s after a 5-call burst: >= ~0.7 s
     limiter.on_rate_limited(0.2)
-    assert limiter.current_rate == 25
+    limiter.on_rate_limited(0.2)  # the same burst of 429s slows down once
+    assert limiter.current_rate == pytest.approx(40)
     t0 = time.monotonic()
     await limiter.acquire("POST /x")
     assert time.monotonic() - t0 >= 0.15  # Retry-After honoured
+
+
+async def test_rate_limiter_recovers_after_quiet_periods() -> None:
+    limiter = AdaptiveRateLimiter(RateSpec(per_second=10, safety=1.0), recovery_seconds=0.05)
+    limiter.on_rate_limited(0)
+    assert limiter.current_rate == pytest.approx(8)
+    for _ in range(4):
+        await asyncio.sleep(0.06)
+        await limiter.acquire("x")
+    assert limiter.current_rate == pytest.approx(10)
 
 
 async def test_rate_limiter_per_endpoint() -> None:
@@ -203,7 +214,35 @@ def test_credentials_sealed_without_plaintext() -> None:
 
 async def test_rate_limiter_survives_slowing_below_one_request_per_slice() -> None:
     limiter = AdaptiveRateLimiter(RateSpec(per_second=4, safety=1.0), recovery_seconds=60)
-    for _ in range(3):
+    for _ in range(10):
+        limiter._last_slowdown = -1e9  # as if each 429 came a second apart
         limiter.on_rate_limited(0)
-    assert limiter.current_rate == 1.0  # halved down to the floor of a quarter
+    assert limiter.current_rate == 1.0  # slowed down to the floor of a quarter
     await limiter.acquire("x")  # a bucket below one request per slice must still admit one
+
+
+async def test_priority_slots_serve_retries_before_the_backlog() -> None:
+    from shared.sinks.locks import PrioritySlots
+
+    slots = PrioritySlots(1)
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def worker(name: str, urgent: bool) -> None:
+        async with slots.hold(urgent):
+            order.append(name)
+            if name == "first":
+                await release.wait()
+
+    first = asyncio.create_task(worker("first", False))
+    await asyncio.sleep(0)
+    backlog = [asyncio.create_task(worker(f"new-{i}", False)) for i in range(3)]
+    cancelled = asyncio.create_task(worker("gone", True))
+    retry = asyncio.create_task(worker("retry", True))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    release.set()
+    await asyncio.gather(first, retry, *backlog, return_exceptions=True)
+    assert order == ["first", "retry", "new-0", "new-1", "new-2"]
+    async with slots.hold():  # every slot came back
+        pass

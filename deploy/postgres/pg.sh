@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Throwaway PostgreSQL cluster for tests and local runs (Debian's postgresql packages;
+# installs nothing). Data lives in the git-ignored .local/pg; listens on 127.0.0.1 only.
+#   pg.sh up      initdb (once), start, create the `billsync` database, print its URL
+#   pg.sh down    stop (a stopped cluster is not an error)
+#   pg.sh status  exit 0 when the server answers
+#   pg.sh url     print the URL
+# As root the server runs as the `postgres` OS user (PostgreSQL refuses to run as root).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+base="${BILLSYNC_PG_DIR:-$root/.local/pg}"
+data="$base/data"
+sock="$base/run"
+logfile="$base/postgres.log"
+port="${BILLSYNC_PG_PORT:-55432}"
+db=billsync
+
+bindir() {
+  local d
+  for d in /usr/lib/postgresql/*/bin; do
+    [[ -x "$d/pg_ctl" ]] && candidate="$d"
+  done
+  if [[ -z "${candidate:-}" ]]; then
+    echo "pg: PostgreSQL server binaries not found (apt-get install postgresql)" >&2
+    exit 1
+  fi
+  echo "$candidate"
+}
+
+owner="$(id -un)"
+if [[ $(id -u) -eq 0 ]]; then owner=postgres; fi
+
+as_owner() {
+  if [[ $(id -u) -eq 0 ]]; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+url() { echo "postgresql+asyncpg://$owner@127.0.0.1:$port/$db"; }
+
+answers() { "$bin/pg_isready" -q -h 127.0.0.1 -p "$port"; }
+
+up() {
+  mkdir -p "$base" "$sock"
+  if [[ $(id -u) -eq 0 ]]; then
+    chown postgres: "$base" "$sock"
+    if ! runuser -u postgres -- test -w "$base"; then
+      echo "pg: the postgres user cannot reach $base; set BILLSYNC_PG_DIR elsewhere" >&2
+      exit 1
+    fi
+  fi
+  if [[ ! -f "$data/PG_VERSION" ]]; then
+    as_owner "$bin/initdb" -D "$data" -U "$owner" --auth=trust --encoding=UTF8 \
+      --no-instructions >/dev/null
+  fi
+  if ! answers; then
+    as_owner "$bin/pg_ctl" -D "$data" -l "$logfile" -w -t 60 start \
+      -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$sock \
+          -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+          -c max_connections=200" >/dev/null
+  fi
+  if ! as_owner "$bin/psql" -h 127.0.0.1 -p "$port" -U "$owner" -d postgres -tAc \
+      "SELECT 1 FROM pg_database WHERE datname='$db'" | grep -q 1; then
+    as_owner "$bin/createdb" -h 127.0.0.1 -p "$port" -U "$owner" "$db"
+  fi
+  url
+}
+
+down() {
+  if [[ -f "$data/postmaster.pid" ]]; then
+    as_owner "$bin/pg_ctl" -D "$data" -w -t 60 -m fast stop >/dev/null || true
+  fi
+  echo "pg: stopped"
+}
+
+bin="$(bindir)"
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  status) answers ;;
+  url) url ;;
+  *) echo "usage: $0 up|down|status|url" >&2; exit 2 ;;
+esac
