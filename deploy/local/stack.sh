@@ -20,8 +20,9 @@ export BILLSYNC_CONTROL_ADMIN_TOKENS='["local-admin-token"]'
 export BILLSYNC_CONTROL_READ_TOKENS='["local-read-token"]'
 export BILLSYNC_CONTROL_TOKEN="local-admin-token"
 export BILLSYNC_CONTROL_DATABASE_URL="sqlite+aiosqlite:///$state/billsync.db"
-export BILLSYNC_MONITOR_CONTROL_URL="$BILLSYNC_CONTROL_URL"
-export BILLSYNC_MONITOR_CONTROL_TOKEN="local-admin-token"
+export BILLSYNC_MONITOR_ADMIN_TOKEN="local-admin-token"
+export BILLSYNC_MONITOR_SMTP_HOST=127.0.0.1 BILLSYNC_MONITOR_SMTP_PORT=8025
+export BILLSYNC_WEBHOOKS_PORT=8090
 
 start() {  # start NAME PORT COMMAND...: background service with its own log and pid file
   local name=$1 port=$2; shift 2
@@ -42,25 +43,26 @@ wait_http() {  # wait_http URL NAME
   return 1
 }
 
-has_module() { "$py" -c "import $1" >/dev/null 2>&1; }
-
 up() {
   deploy/kafka/scripts/kafka.sh up
   "$billsync" topics create >/dev/null
   echo "billsync local stack:"
+  # A local mail catcher: the monitor's auto-disable e-mails land in its log.
+  start smtp 8025 "$py" -m aiosmtpd -n -c aiosmtpd.handlers.Debugging -l 127.0.0.1:8025
+  # The local Stripe sends invoice webhooks (signed) to the webhooks service.
   start fake-stripe 12111 "$py" -m fakes.stripe --port 12111 \
-    --keys sk_test_local_billsync --customers "$(seq -f 'acc-%04g' 1 12 | paste -sd, -)"
+    --keys sk_test_local_billsync --customers "$(seq -f 'acc-%04g' 1 12 | paste -sd, -)" \
+    --webhook-url http://127.0.0.1:8090/webhooks/stripe/cfg-stripe-us \
+    --webhook-secret whsec_local_billsync
   wait_http http://127.0.0.1:12111/_fake/stats fake-stripe
   "$billsync" credentials apply deploy/local/credentials.yaml
-  if has_module services.control.app; then
-    start control 8700 "$billsync" control
-    wait_http http://127.0.0.1:8700/health control
-  fi
-  "$billsync" configs apply --direct deploy/local/configs.yaml 2>/dev/null \
-    || "$billsync" configs apply deploy/local/configs.yaml
+  start control 8700 "$billsync" control
+  wait_http http://127.0.0.1:8700/health control
+  "$billsync" configs apply deploy/local/configs.yaml   # through the control plane
   start router 9301 "$billsync" router
   start stripe-sink 9302 "$billsync" stripe-sink
-  if has_module services.monitor.service; then start monitor 9303 "$billsync" monitor; fi
+  start monitor 9303 "$billsync" monitor
+  start webhooks 8090 "$billsync" webhooks
   wait_http http://127.0.0.1:9301/health router
   wait_http http://127.0.0.1:9302/health stripe-sink
   "$billsync" produce-sample --accounts 12 --bills 40 --lines 12
@@ -69,9 +71,8 @@ up() {
   echo "  invoices in the local Stripe:   curl -s http://127.0.0.1:12111/_fake/state | python3 -m json.tool | less"
   echo "  router metrics:                 curl -s http://127.0.0.1:9301/metrics | grep billsync_router"
   echo "  Stripe sink metrics:            curl -s http://127.0.0.1:9302/metrics | grep billsync_sink"
-  if has_module services.control.app; then
-    echo "  integration runs (API):         curl -s -H 'Authorization: Bearer local-read-token' http://127.0.0.1:8700/integrationruns"
-  fi
+  echo "  integration runs (API):         curl -s -H 'Authorization: Bearer local-read-token' http://127.0.0.1:8700/integrationruns"
+  echo "  integration runs (CLI):         BILLSYNC_CONTROL_URL=$BILLSYNC_CONTROL_URL BILLSYNC_CONTROL_TOKEN=local-read-token .venv/bin/billsync runs list"
   echo "  service logs:                   .local/stack/logs/"
   echo "Stop everything with: make down"
 }
