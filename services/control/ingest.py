@@ -16,6 +16,7 @@ from prometheus_client import Counter
 
 from shared.contracts import ResultRecord, ResultRecordAdapter
 from shared.kafka.deadletter import send_dead_letter
+from shared.lifecycle import cancel_and_wait
 from shared.logging import get_logger
 from shared.settings import Settings
 from shared.store import Store
@@ -59,13 +60,8 @@ class ResultsIngester:
         self._task.add_done_callback(_report_crash)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         if self._consumer is not None:
             await self._consumer.stop()
             self._consumer = None

@@ -8,7 +8,6 @@ deliveries live in memory, so a restart drops them (logged per event when stoppi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import time
@@ -21,6 +20,7 @@ from services.monitor import metrics as m
 from services.monitor.settings import MonitorSettings
 from services.webhooks.signature import sign
 from shared.contracts import Destination, IntegrationRun
+from shared.lifecycle import cancel_and_wait
 from shared.logging import get_logger
 from shared.sinks.backoff import RetryPolicy
 
@@ -83,11 +83,7 @@ class ProviderErrorNotifier:
         ]
 
     async def stop(self) -> None:
-        for task in self._workers:
-            task.cancel()
-        for task in self._workers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._workers)
         while not self._queue.empty():
             self._drop(self._queue.get_nowait(), "shutdown")
         if self._session is not None:

@@ -4,7 +4,6 @@ write the state, then commit (at-least-once; counting is idempotent per record i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -30,6 +29,7 @@ from shared.contracts import (
 from shared.kafka.producer import make_producer
 from shared.kafka.table import CompactedTable
 from shared.kafka.topics import ensure_topics
+from shared.lifecycle import cancel_and_wait
 from shared.logging import get_logger
 from shared.observability import ObservabilityServer
 from shared.settings import Settings
@@ -117,10 +117,7 @@ class MonitorService:
         )
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks)
         await self.http.stop()
         await self.notifier.stop()
         await self.consumer.stop()

@@ -13,6 +13,7 @@ from typing import Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from shared.lifecycle import cancel_and_wait
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -71,12 +72,7 @@ class CompactedTable(Generic[V]):
             await asyncio.wait_for(self.ready.wait(), timeout)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
         if self._consumer is not None:
             await self._consumer.stop()
 

@@ -37,6 +37,7 @@ from shared.kafka.deadletter import send_dead_letter
 from shared.kafka.producer import make_producer
 from shared.kafka.table import CompactedTable
 from shared.kafka.topics import ensure_topics
+from shared.lifecycle import cancel_and_wait
 from shared.logging import get_logger
 from shared.settings import Settings
 from shared.sinks import metrics as m
@@ -538,7 +539,5 @@ async def running_sink(runner: SinkRunner) -> Any:
     try:
         yield runner
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
         await runner.stop()

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from services.router.service import RouterService
+from shared.lifecycle import cancel_and_wait
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,9 +25,7 @@ async def running_router(settings: Settings) -> AsyncIterator[RouterService]:
     try:
         yield service
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
         await service.stop()
 
 
