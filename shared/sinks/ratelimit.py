@@ -25,12 +25,13 @@ def _limiter(rate: float) -> AsyncLimiter:
 
 
 class AdaptiveRateLimiter:
-    """acquire() before every provider call; on_rate_limited() when a 429 arrives anyway
-    (another client shares the quota, or clocks disagree): back off by a fifth at most
-    once per second (concurrent calls see the same 429 burst), honour Retry-After, and
-    creep back up by a tenth every `recovery_seconds` without further 429s."""
+    """acquire() before every provider call; on_rate_limited() when a 429 arrives anyway.
+    Retry-After is always honoured; when 429s keep coming (another client shares the
+    quota) the rate backs off by a fifth at most once per second (concurrent calls see the
+    same burst) and creeps back up by a tenth every `recovery_seconds` without 429s."""
 
     SLOW_DOWN = 0.8
+    SUSTAINED = 10.0
     SPEED_UP = 1.1
     FLOOR = 0.25
 
@@ -39,6 +40,7 @@ class AdaptiveRateLimiter:
         self._recovery = recovery_seconds
         self._factor = 1.0
         self._last_slowdown = -1e9
+        self._last_429 = -1e9
         self._next_recovery = 0.0
         self._blocked_until = 0.0
         self._global = _limiter(spec.per_second * spec.safety) if spec.per_second else None
@@ -68,10 +70,15 @@ class AdaptiveRateLimiter:
         return time.monotonic() - started
 
     def on_rate_limited(self, retry_after: float | None) -> None:
+        """Honour Retry-After always; slow down only when 429s keep coming (a lone one is
+        timing jitter at the window's edge, a second within `SUSTAINED` seconds means the
+        quota really is shared)."""
         now = time.monotonic()
         self._blocked_until = max(self._blocked_until, now + (retry_after or 1.0))
         self._next_recovery = now + self._recovery
-        if self.spec.per_second and now - self._last_slowdown >= 1.0:
+        sustained = now - self._last_429 <= self.SUSTAINED
+        self._last_429 = now
+        if sustained and self.spec.per_second and now - self._last_slowdown >= 1.0:
             self._last_slowdown = now
             self._set_factor(max(self.FLOOR, self._factor * self.SLOW_DOWN))
 

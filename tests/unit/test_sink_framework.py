@@ -163,8 +163,10 @@ async def test_rate_limiter_holds_the_rate_and_slows_on_429() -> None:
         await limiter.acquire("POST /x")
     elapsed = time.monotonic() - started
     assert elapsed >= 0.6  # 40 calls at 50/s after a 5-call burst: >= ~0.7 s
+    limiter.on_rate_limited(0.2)  # a lone 429: Retry-After only
+    assert limiter.current_rate == 50
     limiter.on_rate_limited(0.2)
-    limiter.on_rate_limited(0.2)  # the same burst of 429s slows down once
+    limiter.on_rate_limited(0.2)  # 429s keep coming: slow down, once per burst
     assert limiter.current_rate == pytest.approx(40)
     t0 = time.monotonic()
     await limiter.acquire("POST /x")
@@ -173,6 +175,7 @@ async def test_rate_limiter_holds_the_rate_and_slows_on_429() -> None:
 
 async def test_rate_limiter_recovers_after_quiet_periods() -> None:
     limiter = AdaptiveRateLimiter(RateSpec(per_second=10, safety=1.0), recovery_seconds=0.05)
+    limiter.on_rate_limited(0)
     limiter.on_rate_limited(0)
     assert limiter.current_rate == pytest.approx(8)
     for _ in range(4):
