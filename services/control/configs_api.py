@@ -11,7 +11,7 @@ from aiohttp import web
 from services.control.auth import actor_of
 from services.control.context import CTX, ControlContext
 from services.control.errors import validation_error
-from services.control.params import boolean, json_object, page_by_id
+from services.control.params import boolean, json_object, one_of, page_by_id
 from services.control.validation import DESTINATIONS, credential_problem, parse_checked
 from shared.contracts import IntegrationConfig
 
@@ -35,13 +35,8 @@ async def create(request: web.Request) -> web.Response:
 
 async def list_(request: web.Request) -> web.Response:
     found = _ctx(request).configs.all()
-    if "destination" in request.query:
-        destination = request.query["destination"]
-        if destination not in DESTINATIONS:
-            raise validation_error(
-                "destination must be one of " + ", ".join(sorted(DESTINATIONS)),
-                [{"field": "destination", "message": destination}],
-            )
+    destination = one_of(request, "destination", DESTINATIONS)
+    if destination is not None:
         found = [c for c in found if c.destination.value == destination]
     if "enabled" in request.query:
         enabled = boolean(request, "enabled")

@@ -8,8 +8,7 @@ from aiohttp import web
 from services.control.auth import actor_of
 from services.control.context import CTX
 from services.control.credentials import TYPES
-from services.control.errors import validation_error
-from services.control.params import json_object, page_by_id
+from services.control.params import json_object, one_of, page_by_id
 
 
 async def create(request: web.Request) -> web.Response:
@@ -34,13 +33,8 @@ async def get(request: web.Request) -> web.Response:
 async def list_(request: web.Request) -> web.Response:
     writer = request.app[CTX].credentials
     found = writer.all()
-    if "type" in request.query:
-        kind = request.query["type"]
-        if kind not in TYPES:
-            raise validation_error(
-                "type must be one of " + ", ".join(sorted(TYPES)),
-                [{"field": "type", "message": kind}],
-            )
+    kind = one_of(request, "type", TYPES)
+    if kind is not None:
         found = [c for c in found if c.type.value == kind]
     page, token = page_by_id(found, request)
     return web.json_response({"data": [writer.view(c) for c in page], "nextToken": token})

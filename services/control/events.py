@@ -7,8 +7,8 @@ from typing import Any
 from aiohttp import web
 
 from services.control.context import CTX
-from services.control.errors import not_found, validation_error
-from services.control.params import boolean, decode_cursor, encode_cursor, page_size
+from services.control.errors import not_found
+from services.control.params import boolean, decode_cursor, encode_cursor, one_of, page_size
 from shared.contracts import EventType
 from shared.store import EventQuery, StoredEvent
 
@@ -22,12 +22,7 @@ def event_view(stored: StoredEvent) -> dict[str, Any]:
 
 
 async def list_(request: web.Request) -> web.Response:
-    event_type = request.query.get("eventType")
-    if event_type is not None and event_type not in {e.value for e in EventType}:
-        raise validation_error(
-            "eventType must be one of " + ", ".join(e.value for e in EventType),
-            [{"field": "eventType", "message": event_type}],
-        )
+    event_type = one_of(request, "eventType", (e.value for e in EventType))
     query = EventQuery(
         event_type=event_type,
         integration_config_id=request.query.get("integrationConfigId") or None,

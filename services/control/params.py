@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,6 +48,17 @@ def page_size(request: web.Request) -> int:
             [{"field": "pageSize", "message": f"got {raw!r}"}],
         )
     return size
+
+
+def one_of(request: web.Request, name: str, allowed: Iterable[str]) -> str | None:
+    """An optional query value that must be one of `allowed` (an enum filter)."""
+    raw = request.query.get(name)
+    choices = sorted(allowed)
+    if raw is not None and raw not in choices:
+        raise validation_error(
+            f"{name} must be one of " + ", ".join(choices), [{"field": name, "message": raw}]
+        )
+    return raw
 
 
 def boolean(request: web.Request, name: str) -> bool | None:

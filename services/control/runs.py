@@ -9,7 +9,7 @@ from aiohttp import web
 
 from services.control.context import CTX
 from services.control.errors import not_found, validation_error
-from services.control.params import decode_cursor, encode_cursor, page_size, query_time
+from services.control.params import decode_cursor, encode_cursor, one_of, page_size, query_time
 from shared.contracts import Destination, RunStatus
 from shared.store import RunQuery, StoredRun
 
@@ -46,12 +46,7 @@ def _statuses(request: web.Request) -> list[RunStatus]:
 
 def _query(request: web.Request, limit: int | None = None) -> RunQuery:
     q = request.query
-    destination = q.get("destination")
-    if destination is not None and destination not in {d.value for d in Destination}:
-        raise validation_error(
-            "destination must be one of " + ", ".join(d.value for d in Destination),
-            [{"field": "destination", "message": destination}],
-        )
+    destination = one_of(request, "destination", (d.value for d in Destination))
     return RunQuery(
         entity_id=q.get("entityId") or None,
         integration_config_id=q.get("integrationConfigId") or None,
