@@ -14,7 +14,11 @@ from typing import Any
 from pydantic.alias_generators import to_camel
 
 from shared.contracts import Account, Bill, LineItem
-from shared.contracts.config import StripeFieldMapping, StripeMappingTarget
+from shared.contracts.config import (
+    StripeFieldMapping,
+    StripeMappingTarget,
+    stripe_mapping_problems,
+)
 from shared.money import format_decimal
 from shared.sinks.errors import FatalBillError
 
@@ -22,9 +26,7 @@ MAX_CUSTOM_FIELDS = 4
 CUSTOM_FIELD_NAME_MAX = 40
 CUSTOM_FIELD_VALUE_MAX = 140
 MAX_METADATA_KEYS = 50
-METADATA_KEY_MAX = 40
 METADATA_VALUE_MAX = 500
-RESERVED_PREFIX = "billsync_"
 LINE_TARGETS = frozenset({StripeMappingTarget.LINE_METADATA, StripeMappingTarget.LINE_PRODUCT})
 _CUSTOM = "customFields."
 _PRODUCT_FIELDS = {"id": "productId", "code": "productCode", "name": "productName"}
@@ -51,17 +53,11 @@ def describe(mapping: StripeFieldMapping, index: int) -> str:
 
 
 def check_mappings(mappings: list[StripeFieldMapping]) -> None:
-    """Shape errors a configuration can carry (the config model cannot see targets)."""
-    for index, mapping in enumerate(mappings):
-        where = describe(mapping, index)
-        if mapping.source.startswith("product.") and mapping.target not in LINE_TARGETS:
-            raise FatalBillError(f"{where}: product fields can only feed line targets")
-        if mapping.target is StripeMappingTarget.LINE_PRODUCT:
-            continue
-        if not mapping.name:
-            raise FatalBillError(f"{where}: needs a name (the Stripe field or metadata key)")
-        if mapping.target is not StripeMappingTarget.INVOICE_CUSTOM_FIELD:
-            check_key(mapping.name, where)
+    """Shape errors (refused when the configuration is written; checked again here for a
+    configuration that reached the topic another way)."""
+    problems = stripe_mapping_problems(mappings)
+    if problems:
+        raise FatalBillError(problems[0])
 
 
 def resolve(source: str, sources: Sources, line: LineItem | None = None) -> str | None:
@@ -99,17 +95,6 @@ def as_text(value: Any) -> str | None:
     else:
         text = str(value)
     return text or None
-
-
-def check_key(key: str, where: str) -> None:
-    if len(key) > METADATA_KEY_MAX:
-        raise FatalBillError(
-            f"{where}: metadata key is {len(key)} characters; Stripe allows {METADATA_KEY_MAX}"
-        )
-    if "[" in key or "]" in key:
-        raise FatalBillError(f"{where}: Stripe metadata keys cannot contain square brackets")
-    if key.startswith(RESERVED_PREFIX):
-        raise FatalBillError(f"{where}: keys starting with {RESERVED_PREFIX!r} are billsync's own")
 
 
 def check_value(value: str, limit: int, what: str, where: str) -> None:

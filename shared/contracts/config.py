@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import Field, TypeAdapter, field_validator
+from pydantic import Field, TypeAdapter, field_validator, model_validator
 
 from shared.contracts.base import StrictWireModel
 from shared.contracts.bill import LineItemType
@@ -76,6 +76,49 @@ class StripeFieldMapping(StrictWireModel):
     name: str | None = Field(default=None, min_length=1, max_length=40)
 
 
+STRIPE_MAX_CUSTOM_FIELDS = 4
+STRIPE_METADATA_KEY_MAX = 40
+RESERVED_METADATA_PREFIX = "billsync_"
+_LINE_TARGETS = {StripeMappingTarget.LINE_METADATA, StripeMappingTarget.LINE_PRODUCT}
+
+
+def stripe_mapping_problems(
+    mappings: list[StripeFieldMapping], po_number_custom_field: str | None = None
+) -> list[str]:
+    """Shape errors in Stripe field mappings, found when a configuration is written (the
+    sink checks values against Stripe's limits per bill)."""
+    problems: list[str] = []
+    for index, mapping in enumerate(mappings):
+        name = f" '{mapping.name}'" if mapping.name else ""
+        where = f"fieldMappings[{index}] ({mapping.source} -> {mapping.target.value}{name})"
+        if mapping.source.startswith("product.") and mapping.target not in _LINE_TARGETS:
+            problems.append(f"{where}: product fields can only feed line targets")
+        if mapping.target is StripeMappingTarget.LINE_PRODUCT:
+            continue
+        if not mapping.name:
+            problems.append(f"{where}: needs a name (the Stripe field or metadata key)")
+        elif mapping.target is not StripeMappingTarget.INVOICE_CUSTOM_FIELD:
+            key = mapping.name
+            if len(key) > STRIPE_METADATA_KEY_MAX:
+                problems.append(
+                    f"{where}: metadata keys are at most {STRIPE_METADATA_KEY_MAX} characters"
+                )
+            if "[" in key or "]" in key:
+                problems.append(f"{where}: Stripe metadata keys cannot contain square brackets")
+            if key.startswith(RESERVED_METADATA_PREFIX):
+                problems.append(
+                    f"{where}: keys starting with {RESERVED_METADATA_PREFIX!r} are billsync's own"
+                )
+    custom = sum(m.target is StripeMappingTarget.INVOICE_CUSTOM_FIELD for m in mappings)
+    custom += 1 if po_number_custom_field else 0
+    if custom > STRIPE_MAX_CUSTOM_FIELDS:
+        problems.append(
+            f"{custom} invoice custom fields (poNumberCustomField included); Stripe allows "
+            f"{STRIPE_MAX_CUSTOM_FIELDS}"
+        )
+    return problems
+
+
 class CollectionMethod(StrEnum):
     CHARGE_AUTOMATICALLY = "charge_automatically"
     SEND_INVOICE = "send_invoice"
@@ -98,6 +141,13 @@ class StripeDestinationConfig(StrictWireModel):
     always_show_price_and_quantity: bool = False
     company_name: str = Field(default="Usage charges", min_length=1, max_length=200)
     field_mappings: list[StripeFieldMapping] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _mappings_fit_stripe(self) -> StripeDestinationConfig:
+        problems = stripe_mapping_problems(self.field_mappings, self.po_number_custom_field)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class PaddleCollectionMode(StrEnum):

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import stripe
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from fakes.stripe import FakeStripe
 from services.stripe_sink.client import API_BASE_ENV, DEFAULT_API_BASE, StripeApi
@@ -375,13 +375,13 @@ async def test_field_mappings_reach_invoice_and_lines(env: Env) -> None:
     assert only["metadata"] == {"billsync_line_id": "a", "sku": "G-1"}
 
 
-async def test_custom_field_limit_is_fatal_before_any_call(env: Env) -> None:
+async def test_custom_field_limit_is_refused_before_any_call(env: Env) -> None:
     maps = [
         {"source": f"bill.customFields.k{i}", "target": "invoice.custom_field", "name": f"F{i}"}
         for i in range(4)
     ]
     b = bill(purchase_order_number="PO-1", custom_fields={f"k{i}": "v" for i in range(4)})
-    with pytest.raises(FatalBillError, match="Stripe allows 4"):
+    with pytest.raises(ValidationError, match="Stripe allows 4"):
         await env.deliver(env.envelope(b, poNumberCustomField="PO", fieldMappings=maps))
     assert env.fake.stats["requests"] == 0
 

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from services.stripe_sink import params
 from services.stripe_sink.invoice_fields import BILL_ID, ITEM_DIGEST, LINE_ID
@@ -448,7 +449,8 @@ def test_four_custom_fields_including_po_number() -> None:
     four = [mapping(f"bill.customFields.k{i}", "invoice.custom_field", f"F{i}") for i in range(4)]
     b = make_bill(purchase_order_number="PO-1", custom_fields={f"k{i}": "v" for i in range(4)})
     assert len(plan(b, fieldMappings=four).custom_fields) == 4
-    with pytest.raises(FatalBillError, match=r"5 invoice custom fields.*poNumberCustomField"):
+    # Five possible custom fields: refused when the configuration is written.
+    with pytest.raises(ValidationError, match=r"5 invoice custom fields.*poNumberCustomField"):
         plan(b, poNumberCustomField="PO", fieldMappings=four)
 
 
@@ -485,9 +487,22 @@ def test_metadata_key_count_limit() -> None:
         (mapping("product.customFields.x", "invoice.metadata", "x"), "line targets"),
     ],
 )
-def test_bad_mappings_are_fatal(entry: dict[str, Any], message: str) -> None:
-    with pytest.raises(FatalBillError, match=message):
+def test_bad_mappings_are_refused_when_the_configuration_is_written(
+    entry: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message):
         plan(fieldMappings=[entry])
+
+
+def test_the_sink_still_refuses_bad_mappings_that_bypassed_validation() -> None:
+    from services.stripe_sink import fields
+    from shared.contracts.config import StripeFieldMapping, StripeMappingTarget
+
+    bad = StripeFieldMapping.model_construct(
+        source="bill.id", target=StripeMappingTarget.INVOICE_METADATA, name="billsync_x"
+    )
+    with pytest.raises(FatalBillError, match="billsync's own"):
+        fields.check_mappings([bad])
 
 
 def test_bad_currency_is_fatal() -> None:
