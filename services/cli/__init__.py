@@ -7,12 +7,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Callable
 
 from shared.logging import configure_logging
 from shared.settings import get_settings
-
-Register = Callable[[argparse._SubParsersAction], None]  # type: ignore[type-arg]
 
 
 def _add_services(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -49,27 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     topics_sub.add_parser("create", help="create missing topics (idempotent)").set_defaults(
         func=_topics
     )
-    from services.cli import configs, sample
+    from services.cli import configs, extensions, sample
 
     configs.register(sub)
     sample.register(sub)
-    for module in _optional_modules():
-        module(sub)
+    for register in extensions.REGISTERS:
+        register(sub)
     return parser
-
-
-def _optional_modules() -> list[Register]:
-    """Subcommands contributed by later services (sinks, control plane, replay, fakes)."""
-    registers: list[Register] = []
-    import importlib
-
-    for name in ("services.cli.extensions",):
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError:
-            continue
-        registers.extend(getattr(mod, "REGISTERS", []))
-    return registers
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,7 +15,6 @@ _MODULES = [
     "services.control.cli",
     "services.monitor.cli",
     "services.replay.cli",
-    "fakes.cli",
 ]
 
 
