@@ -18,7 +18,7 @@ from services.control.cli_common import client, handled, show
 from services.control.client import ControlClient, ControlError
 from shared.contracts import IntegrationConfig, IntegrationConfigAdapter, parse_config
 from shared.kafka.producer import make_producer
-from shared.kafka.table import CompactedTable
+from shared.kafka.table import read_snapshot
 from shared.kafka.topics import ensure_topics
 from shared.settings import get_settings
 
@@ -68,14 +68,12 @@ async def write_configs(configs: list[IntegrationConfig]) -> None:
 
 async def read_configs() -> list[IntegrationConfig]:
     settings = get_settings()
-    table = CompactedTable[IntegrationConfig](
+    configs = await read_snapshot(
         settings.topics.name("integration_configs"),
         settings.kafka_bootstrap_servers,
         IntegrationConfigAdapter.validate_json,
     )
-    await table.start()
-    await table.stop()
-    return sorted(table.values(), key=lambda c: c.id)
+    return sorted(configs.values(), key=lambda c: c.id)
 
 
 COLUMNS = ["id", "name", "destination", "enabled", "version", "integrationCredentialsId"]

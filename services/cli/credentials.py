@@ -15,7 +15,7 @@ from shared.credentials import CredentialAdapter, CredentialCipher, MissingKeyEr
 from shared.credentials.models import Credential, StoredCredential
 from shared.credentials.store import publish_credential, seal
 from shared.kafka.producer import make_producer
-from shared.kafka.table import CompactedTable
+from shared.kafka.table import read_snapshot
 from shared.kafka.topics import ensure_topics
 from shared.settings import get_settings
 
@@ -41,14 +41,11 @@ def load_credentials_file(path: Path) -> list[Credential]:
 
 async def _read_stored() -> dict[str, StoredCredential]:
     settings = get_settings()
-    table = CompactedTable[StoredCredential](
+    return await read_snapshot(
         settings.topics.name("credentials"),
         settings.kafka_bootstrap_servers,
         StoredCredential.model_validate_json,
     )
-    await table.start()
-    await table.stop()
-    return table.data
 
 
 async def apply_credentials(credentials: list[Credential], cipher: CredentialCipher) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from aiokafka import AIOKafkaProducer
 
 from services.monitor.state import ConfigErrorState
-from shared.kafka.table import CompactedTable
+from shared.kafka.table import read_snapshot
 from shared.kafka.topics import TopicSpec, ensure_topics
 from shared.settings import Settings
 
@@ -24,14 +24,9 @@ class StateStore:
         await ensure_topics(self.settings, [TopicSpec(self.topic, 1, compacted=True)])
 
     async def load(self) -> dict[str, ConfigErrorState]:
-        table = CompactedTable[ConfigErrorState](
-            self.topic,
-            self.settings.kafka_bootstrap_servers,
-            ConfigErrorState.model_validate_json,
+        return await read_snapshot(
+            self.topic, self.settings.kafka_bootstrap_servers, ConfigErrorState.model_validate_json
         )
-        await table.start()
-        await table.stop()
-        return dict(table.data)
 
     async def write(self, states: Iterable[ConfigErrorState]) -> None:
         futures = [

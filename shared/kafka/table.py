@@ -117,3 +117,11 @@ class CompactedTable(Generic[V]):
             if not self.ready.is_set() and not pending:
                 log.info("table_ready", topic=self.topic, keys=len(self.data))
                 self.ready.set()
+
+
+async def read_snapshot(topic: str, bootstrap_servers: str, decode: Decoder[V]) -> dict[str, V]:
+    """The current state of a compacted topic, read once up to its end."""
+    table = CompactedTable[V](topic, bootstrap_servers, decode)
+    await table.start()
+    await table.stop()
+    return dict(table.data)
