@@ -25,7 +25,7 @@ from benchmarks.common import (
 )
 from shared.contracts import IntegrationConfig, parse_config
 from shared.kafka.producer import make_producer
-from shared.kafka.topics import ensure_topics
+from shared.kafka.topics import delete_topics_with_prefix, ensure_topics
 from shared.sampledata import COUNTRIES, TIERS, make_accounts, make_bills
 from shared.settings import Settings
 
@@ -202,6 +202,7 @@ async def main() -> None:
     p50, p99 = await latency_phase(settings, count=3000, rate=500)
     router_peak = router_mem.stop()
     router.kill()
+    await delete_topics_with_prefix(bs, settings.topics.prefix)
 
     base_rate, router_rate = bills / base_s, bills / router_s
     print("\nRouter benchmark (local single-node broker, 2 cores, 5,000 accounts)")

@@ -34,7 +34,7 @@ from shared.contracts import IntegrationRun, ResultRecordAdapter, RunStatus, Tri
 from shared.credentials import CredentialAdapter, CredentialCipher, generate_key
 from shared.credentials.store import publish_credential, seal
 from shared.kafka.producer import make_producer
-from shared.kafka.topics import ensure_topics
+from shared.kafka.topics import delete_topics_with_prefix, ensure_topics
 from shared.sampledata import make_accounts, make_bills
 from shared.settings import Settings
 
@@ -139,6 +139,7 @@ async def scenario_a(bills: int) -> dict[str, float]:
         }
     finally:
         await fake.stop()
+        await delete_topics_with_prefix(settings.kafka_bootstrap_servers, settings.topics.prefix)
 
 
 async def scenario_b(bills: int) -> dict[str, float]:
@@ -175,6 +176,7 @@ async def scenario_b(bills: int) -> dict[str, float]:
         }
     finally:
         await fake.stop()
+        await delete_topics_with_prefix(settings.kafka_bootstrap_servers, settings.topics.prefix)
 
 
 async def publish_bills(
@@ -259,6 +261,7 @@ async def scenario_c(bills: int, seconds: float) -> dict[str, float]:
         }
     finally:
         await fake.stop()
+        await delete_topics_with_prefix(settings.kafka_bootstrap_servers, settings.topics.prefix)
 
 
 async def main() -> None:

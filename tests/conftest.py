@@ -8,11 +8,12 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from shared.kafka.topics import delete_topics_with_prefix
 from shared.settings import Settings, TopicNames
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,13 +51,16 @@ def kafka_bootstrap() -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(kafka_bootstrap: str) -> Settings:
-    """Fresh topic names and consumer groups for every test: tests never see each other."""
+async def settings(kafka_bootstrap: str) -> AsyncIterator[Settings]:
+    """Fresh topic names and consumer groups for every test: tests never see each other.
+    The test's topics are deleted afterwards, so a long run does not exhaust the broker's
+    open files (every partition keeps its segment files open)."""
     ns = f"t{uuid.uuid4().hex[:10]}-"
-    return Settings(
+    yield Settings(
         kafka_bootstrap_servers=kafka_bootstrap,
         topics=TopicNames(prefix=ns),
         topic_partitions=3,
         consumer_group_prefix=ns + "billsync",
         http_port=0,
     )
+    await delete_topics_with_prefix(kafka_bootstrap, ns)

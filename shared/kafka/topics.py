@@ -77,3 +77,18 @@ async def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None
         return created
     finally:
         await admin.close()
+
+
+async def delete_topics_with_prefix(bootstrap_servers: str, prefix: str) -> list[str]:
+    """Delete every topic whose name starts with `prefix` (test and benchmark namespaces)."""
+    if not prefix:
+        raise ValueError("refusing to delete every topic: give a non-empty prefix")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        names = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if names:
+            await admin.delete_topics(names)
+        return names
+    finally:
+        await admin.close()

@@ -45,6 +45,8 @@ up() {
   resolve_jars
   format_storage
   echo "kafka: starting on 127.0.0.1:$port (data in $data)"
+  # Every partition keeps segment files open: allow the broker as many as the system does.
+  ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
   # shellcheck disable=SC2086
   nohup java $heap -XX:+UseG1GC -Djava.awt.headless=true \
       -Dlog4j.configuration="file:$here/log4j.properties" \
