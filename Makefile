@@ -1,7 +1,8 @@
 # billsync developer commands. `make up` runs the whole local stack; `make test` the suite.
 SHELL := /bin/bash
 PY := .venv/bin/python
-UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+# uv from PyPI, run as a module so it works wherever pip put it (user or global site).
+UV ?= python3 -m uv
 export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092
 
 .PHONY: setup kafka-up kafka-down up down test test-unit lint typecheck schemas check-schemas \
@@ -10,7 +11,8 @@ export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092
 setup: .venv/.synced
 
 .venv/.synced: pyproject.toml uv.lock
-	@command -v uv >/dev/null 2>&1 || [ -x "$(UV)" ] || python3 -m pip install --quiet --user uv
+	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet --user uv \
+		|| python3 -m pip install --quiet uv
 	$(UV) sync --frozen --python python3.11
 	@touch $@
 
