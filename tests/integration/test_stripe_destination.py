@@ -332,7 +332,8 @@ async def test_above_maximum_is_fatal_before_any_call(env: Env) -> None:
 
 @pytest.mark.parametrize(
     ("currency", "subtotal", "minor"),
-    [("JPY", "1500", 1500), ("BHD", "1.235", 1235), ("EUR", "1.005", 101)],
+    # Three-decimal amounts end in 0 (Stripe's rule): 1.235 BHD -> 1.240, 5.124 KWD -> 5.120.
+    [("JPY", "1500", 1500), ("BHD", "1.235", 1240), ("KWD", "5.124", 5120), ("EUR", "1.005", 101)],
 )
 async def test_minor_units_per_currency(env: Env, currency: str, subtotal: str, minor: int) -> None:
     env.fake.seed_customer(CUSTOMER, currency=currency.lower())
