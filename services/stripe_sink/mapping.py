@@ -71,7 +71,7 @@ class StripeInvoicePlan:
     lines_digest: str
     skip_reason: str | None = None
     collapsed: bool = False
-    decimal_quantities: bool = False
+    decimal_quantities: bool = False  # the bill has non-integer quantities
 
     @property
     def bill_version(self) -> str:
