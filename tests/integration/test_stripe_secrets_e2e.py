@@ -12,21 +12,16 @@ stderr, and the stripe SDK's own log records at DEBUG)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
-import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from email import message_from_bytes
+from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
-from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from aiosmtpd.controller import Controller
 from pydantic import SecretStr
 
 from services.monitor.service import MonitorService
@@ -37,6 +32,7 @@ from shared.settings import Settings
 from tests.support.builders import account, bill, line
 from tests.support.control import running_control_plane
 from tests.support.kafka import publish, read_topic
+from tests.support.mail import smtp_server
 from tests.support.services import running_router
 from tests.support.stripe_stack import stripe_stack
 
@@ -57,31 +53,6 @@ def leaks(text: str) -> list[str]:
     )
     found |= set(re.findall(r"[A-Za-z0-9]*\*{2,}[A-Za-z0-9]*", text))
     return sorted(found)
-
-
-class _Mailbox:
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        message = message_from_bytes(envelope.content, policy=default_policy)
-        assert isinstance(message, EmailMessage)
-        self.messages.append(message)
-        return "250 OK"
-
-
-@contextlib.contextmanager
-def smtp_server() -> Iterator[tuple[_Mailbox, int]]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    mailbox = _Mailbox()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield mailbox, port
-    finally:
-        controller.stop()
 
 
 async def until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 60) -> None:

@@ -48,6 +48,22 @@ def bill_of(*lines: LineItem, currency: str = "USD", **fields: Any) -> Bill:
     return b.model_copy(update={"currency": currency})
 
 
+def api_calls() -> LineItem:
+    """1,523.5 calls at 0.8 USD: a decimal quantity."""
+    return line(
+        "li-1",
+        subtotal="1218.80",
+        quantity="1523.5",
+        unit="call",
+        averageUnitPrice="0.8",
+        description="API calls",
+    )
+
+
+def seats_line() -> LineItem:
+    return line("li-2", subtotal="50.00", quantity="5", averageUnitPrice="10", description="Seats")
+
+
 # ---- invoice-level settings -------------------------------------------------------------
 
 
@@ -188,15 +204,8 @@ def test_unit_amount_decimal_has_at_most_12_places_and_adds_up() -> None:
 
 
 def test_decimal_quantities_make_every_line_quantity_one() -> None:
-    usage = line(
-        "li-1",
-        subtotal="1218.80",
-        quantity="1523.5",
-        unit="call",
-        averageUnitPrice="0.8",
-        description="API calls",
-    )
-    seats = line("li-2", subtotal="50.00", quantity="5", averageUnitPrice="10", description="Seats")
+    usage = api_calls()
+    seats = seats_line()
     p = plan(bill_of(usage, seats), priceDataProductId="prod_1")
     assert p.decimal_quantities
     assert [x.quantity for x in p.lines] == [1, 1]
@@ -207,14 +216,7 @@ def test_decimal_quantities_make_every_line_quantity_one() -> None:
 
 
 def test_decimal_quantities_without_product_still_describe() -> None:
-    usage = line(
-        "li-1",
-        subtotal="1218.80",
-        quantity="1523.5",
-        unit="call",
-        averageUnitPrice="0.8",
-        description="API calls",
-    )
+    usage = api_calls()
     p = plan(bill_of(usage))
     assert p.lines[0].amount == 121880
     assert p.lines[0].description == f"API calls — 1,523.5 call {TIMES} 0.8 USD"
@@ -647,15 +649,8 @@ def test_a_long_product_id_is_refused_before_any_call() -> None:
 
 
 def test_decimal_quantities_setting_sends_quantity_decimal() -> None:
-    usage = line(
-        "li-1",
-        subtotal="1218.80",
-        quantity="1523.5",
-        unit="call",
-        averageUnitPrice="0.8",
-        description="API calls",
-    )
-    seats = line("li-2", subtotal="50.00", quantity="5", averageUnitPrice="10", description="Seats")
+    usage = api_calls()
+    seats = seats_line()
     credit = line("li-3", subtotal="-1.00", quantity="0.5", description="Credit")
     p = plan(bill_of(usage, seats, credit), priceDataProductId="prod_1", sendDecimalQuantities=True)
     first, second, third = (line_form(x, p.currency) for x in p.lines)
