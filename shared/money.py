@@ -13,6 +13,12 @@ THREE_DECIMAL = frozenset("BHD JOD KWD OMR TND".split())
 # Stripe: amounts are at most 8 digits of minor units (999,999.99 USD).
 STRIPE_MAX_MINOR_UNITS = 99_999_999
 
+# Stripe (docs.stripe.com/currencies#three-decimal): amounts in three-decimal currencies
+# "require the least-significant (last) digit to be 0. Your integration must round amounts
+# to the nearest ten" (5.124 KWD -> 5120 or 5130). ISK (#special-cases) is sent with two
+# decimals that must be 00 (5 ISK -> 500). An amount Stripe accepts is a multiple of this.
+STRIPE_AMOUNT_STEP: dict[str, int] = {code: 10 for code in THREE_DECIMAL} | {"ISK": 100}
+
 # Stripe's published minimum charge per presentment currency, in major units
 # (docs.stripe.com/currencies#minimum-and-maximum-charge-amounts). Other currencies have
 # the equivalent of 0.50 USD in the settlement currency, which is not knowable here.
@@ -64,6 +70,19 @@ def to_minor_units(amount: Decimal, currency: str) -> int:
     return int(exact.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
+def stripe_amount_step(currency: str) -> int:
+    """The minor units every Stripe amount in this currency is a multiple of (1 mostly)."""
+    return STRIPE_AMOUNT_STEP.get(_code(currency), 1)
+
+
+def to_stripe_minor_units(amount: Decimal, currency: str) -> int:
+    """Major units -> the integer minor units Stripe accepts: half away from zero to the
+    currency's step (5.124 KWD -> 5120, 5.125 KWD -> 5130, 1.005 USD -> 101)."""
+    step = stripe_amount_step(currency)
+    steps = to_minor_decimal(amount, currency) / step
+    return int(steps.quantize(Decimal(1), rounding=ROUND_HALF_UP)) * step
+
+
 def from_minor_units(amount: int, currency: str) -> Decimal:
     """Integer minor units -> major units with the currency's exponent (101 USD -> 1.01)."""
     if isinstance(amount, bool) or not isinstance(amount, int):
@@ -78,13 +97,36 @@ def stripe_minimum_charge(currency: str) -> Decimal | None:
 
 
 def stripe_minimum_charge_minor(currency: str) -> int:
-    """The minimum in minor units; 1 where Stripe publishes none (anything positive)."""
+    """The minimum in minor units. Where Stripe publishes none (the charge must meet the
+    settlement currency's minimum after conversion, which is not knowable here) it is the
+    smallest amount Stripe accepts: 1 minor unit, 10 for three-decimal currencies (0.010
+    KWD: the last digit must be 0), 100 for ISK."""
     minimum = stripe_minimum_charge(currency)
-    return 1 if minimum is None else to_minor_units(minimum, currency)
+    if minimum is None:
+        return stripe_amount_step(currency)
+    return to_stripe_minor_units(minimum, currency)
 
 
 def within_stripe_maximum(minor_units: int) -> bool:
     return abs(minor_units) <= STRIPE_MAX_MINOR_UNITS
+
+
+class PlainDecimal(Decimal):
+    """A Decimal whose str() never uses exponent notation. The stripe SDK form-encodes
+    decimals with str(), and str(Decimal("0.000000001")) is "1E-9", which Stripe refuses."""
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return format_decimal(self)
+
+    def __repr__(self) -> str:
+        return f"PlainDecimal('{format_decimal(self)}')"
+
+
+def plain_decimal(value: Decimal) -> PlainDecimal:
+    """`value` in plain notation, without trailing zeros (1E-9 -> 0.000000001, 1.50 -> 1.5)."""
+    return PlainDecimal(format_decimal(value))
 
 
 def format_decimal(value: Decimal, *, grouping: bool = False) -> str:

@@ -2,12 +2,20 @@
 
 One method per Stripe request (pages included), so the sink's ProviderCalls can rate-limit,
 time and classify each one. The SDK never retries (`max_network_retries=0`): the sink
-framework owns retries, and every write carries the caller's deterministic key."""
+framework owns retries, and every write carries the caller's deterministic key.
+
+Stripe's error texts can echo the key ("Invalid API Key provided: sk_test_****01zz"): every
+error leaves this module scrubbed (`scrub_stripe_error`), and so do the SDK's own log lines,
+so no fragment of a key reaches a run, an event, the store or a log."""
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import ParamSpec, TypeVar
 
 import stripe
 from stripe.params import (
@@ -17,9 +25,56 @@ from stripe.params import (
     InvoiceUpdateParams,
 )
 
+from shared.redact import scrub_secrets
+
 API_BASE_ENV = "BILLSYNC_STRIPE_API_BASE"
 DEFAULT_API_BASE = "https://api.stripe.com"
 PAGE = 100
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def scrub_stripe_error(exc: stripe.StripeError) -> stripe.StripeError:
+    """Remove secrets from every text the error carries (message, body, error object), in
+    place, so neither its message nor a traceback that holds it shows a fragment of a key."""
+    exc._message = scrub_secrets(exc._message) if exc._message else exc._message
+    if exc.http_body:
+        exc.http_body = scrub_secrets(exc.http_body)
+    body = exc.json_body
+    detail = body.get("error") if isinstance(body, dict) else None
+    if isinstance(detail, dict) and isinstance(detail.get("message"), str):
+        detail["message"] = scrub_secrets(detail["message"])
+    if exc.error is not None and exc.error.message:
+        exc.error.message = scrub_secrets(exc.error.message)
+    exc.args = (exc._message,)
+    return exc
+
+
+def scrubbed(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    @functools.wraps(fn)
+    async def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await fn(*args, **kwargs)
+        except stripe.StripeError as exc:
+            scrub_stripe_error(exc)
+            raise
+
+    return call
+
+
+class _ScrubSdkLog(logging.Filter):
+    """The SDK logs each error's message ("Stripe API error received ... error_message=")."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = scrub_secrets(record.getMessage())
+        record.args = None
+        return True
+
+
+_SDK_LOG_FILTER = _ScrubSdkLog()
+logging.getLogger("stripe").addFilter(_SDK_LOG_FILTER)
 
 
 def api_base_from_env() -> str:
@@ -118,22 +173,27 @@ class StripeApi:
 
     # ---- invoices ------------------------------------------------------------------
 
+    @scrubbed
     async def create_invoice(self, params: InvoiceCreateParams, key: str) -> InvoiceView:
         inv = await self._v1.invoices.create_async(params, {"idempotency_key": key})
         return invoice_view(inv)
 
+    @scrubbed
     async def retrieve_invoice(self, invoice_id: str) -> InvoiceView:
         return invoice_view(await self._v1.invoices.retrieve_async(invoice_id))
 
+    @scrubbed
     async def update_invoice(
         self, invoice_id: str, params: InvoiceUpdateParams, key: str
     ) -> InvoiceView:
         inv = await self._v1.invoices.update_async(invoice_id, params, {"idempotency_key": key})
         return invoice_view(inv)
 
+    @scrubbed
     async def delete_invoice(self, invoice_id: str) -> None:
         await self._v1.invoices.delete_async(invoice_id)
 
+    @scrubbed
     async def add_lines(
         self,
         invoice_id: str,
@@ -148,6 +208,7 @@ class StripeApi:
         )
         return invoice_view(inv)
 
+    @scrubbed
     async def remove_lines(self, invoice_id: str, line_ids: list[str], key: str) -> InvoiceView:
         lines: list[stripe.params.InvoiceRemoveLinesParamsLine] = [
             {"id": ident, "behavior": "delete"} for ident in line_ids
@@ -157,12 +218,14 @@ class StripeApi:
         )
         return invoice_view(inv)
 
+    @scrubbed
     async def finalize(self, invoice_id: str, key: str) -> InvoiceView:
         inv = await self._v1.invoices.finalize_invoice_async(
             invoice_id, None, {"idempotency_key": key}
         )
         return invoice_view(inv)
 
+    @scrubbed
     async def line_ids_page(self, invoice_id: str, after: str | None) -> Page:
         params: stripe.params.InvoiceLineItemListParams = {"limit": PAGE}
         if after:
@@ -170,10 +233,12 @@ class StripeApi:
         page = await self._v1.invoices.line_items.list_async(invoice_id, params)
         return Page([line.id for line in page.data if line.id], bool(page.has_more))
 
+    @scrubbed
     async def search_invoices(self, query: str) -> list[InvoiceView]:
         found = await self._v1.invoices.search_async({"query": query, "limit": PAGE})
         return [invoice_view(inv) for inv in found.data]
 
+    @scrubbed
     async def list_invoices(self, customer: str) -> tuple[list[InvoiceView], bool]:
         """The customer's newest invoices (strongly consistent, unlike search); has_more."""
         listed = await self._v1.invoices.list_async({"customer": customer, "limit": PAGE})
@@ -181,16 +246,20 @@ class StripeApi:
 
     # ---- invoice items (pending) ---------------------------------------------------
 
+    @scrubbed
     async def create_item(self, params: InvoiceItemCreateParams, key: str) -> ItemView:
         item = await self._v1.invoice_items.create_async(params, {"idempotency_key": key})
         return item_view(item)
 
+    @scrubbed
     async def retrieve_item(self, item_id: str) -> ItemView:
         return item_view(await self._v1.invoice_items.retrieve_async(item_id))
 
+    @scrubbed
     async def delete_item(self, item_id: str) -> None:
         await self._v1.invoice_items.delete_async(item_id)
 
+    @scrubbed
     async def pending_items_page(
         self, customer: str, after: str | None
     ) -> tuple[list[ItemView], bool]:

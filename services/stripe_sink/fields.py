@@ -26,7 +26,10 @@ MAX_CUSTOM_FIELDS = 4
 CUSTOM_FIELD_NAME_MAX = 40
 CUSTOM_FIELD_VALUE_MAX = 140
 MAX_METADATA_KEYS = 50
+METADATA_KEY_MAX = 40
 METADATA_VALUE_MAX = 500
+DESCRIPTION_MAX = 5000  # an invoice line's or invoice item's description
+STRING_MAX = 5000  # any other string parameter (a product id)
 LINE_TARGETS = frozenset({StripeMappingTarget.LINE_METADATA, StripeMappingTarget.LINE_PRODUCT})
 _CUSTOM = "customFields."
 _PRODUCT_FIELDS = {"id": "productId", "code": "productCode", "name": "productName"}
@@ -100,6 +103,23 @@ def as_text(value: Any) -> str | None:
 def check_value(value: str, limit: int, what: str, where: str) -> None:
     if len(value) > limit:
         raise FatalBillError(f"{where}: {what} is {len(value)} characters; Stripe allows {limit}")
+
+
+def short(text: str, limit: int = 60) -> str:
+    """An id as it may appear in a message: a runaway one is cut, not quoted whole."""
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def check_metadata(metadata: Mapping[str, str], where: str) -> None:
+    """Every key and value as sent, billsync's own included (a bill id can be long)."""
+    check_key_count(len(metadata), where)
+    for key, value in metadata.items():
+        if len(key) > METADATA_KEY_MAX or "[" in key or "]" in key:
+            raise FatalBillError(
+                f"{where}: metadata key {short(key)!r} is not a Stripe metadata key (at most "
+                f"{METADATA_KEY_MAX} characters, no square brackets)"
+            )
+        check_value(value, METADATA_VALUE_MAX, f"metadata value of {short(key)!r}", where)
 
 
 def check_key_count(count: int, where: str) -> None:

@@ -37,6 +37,7 @@ from .invoice_fields import (
     FIELDS_DIGEST,
     ITEM_DIGEST,
     LINE_ID,
+    LINES_DIGEST,
     CustomField,
     collection_method,
     custom_fields,
@@ -70,7 +71,7 @@ class StripeInvoicePlan:
     lines_digest: str
     skip_reason: str | None = None
     collapsed: bool = False
-    decimal_quantities: bool = False
+    decimal_quantities: bool = False  # the bill has non-integer quantities
 
     @property
     def bill_version(self) -> str:
@@ -96,7 +97,8 @@ def plan_invoice(
                 f"line {item.id} is in {item.currency}, the bill in "
                 f"{bill.currency}; a Stripe invoice has one currency"
             )
-    decimal_mode = any(not is_integral(i.quantity) for i in items)
+    has_decimals = any(not is_integral(i.quantity) for i in items)
+    decimal_mode = has_decimals and not settings.send_decimal_quantities
     fallback = period(bill.start_date, bill.end_date)
     reserved = 1 if mode is Mode.INVOICE else 5  # billsync's own keys on each line
     planned = [
@@ -110,6 +112,8 @@ def plan_invoice(
     meta = invoice_metadata(bill, config, sources)
     if mode is Mode.PENDING_ITEMS:
         planned = [_as_item(line, meta) for line in planned]
+    for line in planned:
+        _check_strings(line)
     method = collection_method(settings, account)
     send = method is CollectionMethod.SEND_INVOICE
     due: int | None = None
@@ -117,6 +121,7 @@ def plan_invoice(
         due = due_timestamp(bill.due_date)  # charge_automatically has no due date at Stripe
     days = settings.days_until_due if send and due is None else None
     customs = custom_fields(bill, settings, sources)
+    lines_digest = digest([currency, [_canonical(line) for line in planned]])
     # Lets a recovered draft that already carries these exact fields skip the update.
     meta[FIELDS_DIGEST] = digest(
         [
@@ -127,6 +132,9 @@ def plan_invoice(
             [[f.name, f.value] for f in customs],
             meta,
         ]
+    )
+    fields.check_metadata(
+        {**meta, LINES_DIGEST: lines_digest}, f"invoice metadata of bill {fields.short(bill.id)}"
     )
     return StripeInvoicePlan(
         mode=mode,
@@ -141,10 +149,10 @@ def plan_invoice(
         metadata=meta,
         lines=tuple(planned),
         total=total,
-        lines_digest=digest([currency, [_canonical(line) for line in planned]]),
+        lines_digest=lines_digest,
         skip_reason=_skip_reason(settings, mode, total, currency),
         collapsed=collapsed,
-        decimal_quantities=decimal_mode,
+        decimal_quantities=has_decimals,
     )
 
 
@@ -190,10 +198,26 @@ def _line(
         currency=currency,
         product=product,
         decimal_mode=decimal_mode,
+        decimal_quantities=settings.send_decimal_quantities,
         always_show=settings.always_show_price_and_quantity,
         fallback=fallback,
         metadata=metadata,
     )
+
+
+def _check_strings(line: PlannedLine) -> None:
+    """Stripe's string limits on what a line sends, checked before the first call so a bill
+    is never refused half-way (after its invoice exists)."""
+    where = f"line {fields.short(line.key)}"
+    if len(line.description) > fields.DESCRIPTION_MAX:
+        raise FatalBillError(
+            f"{where}: the description is {len(line.description)} characters (quantity and "
+            f"unit price included); Stripe allows {fields.DESCRIPTION_MAX}. Shorten the line's "
+            "description or product name in the billing engine, then resend the bill"
+        )
+    if line.product is not None:
+        fields.check_value(line.product, fields.STRING_MAX, "product id", where)
+    fields.check_metadata(line.metadata, where)
 
 
 def _check_amounts(lines: list[PlannedLine], total: int, currency: str) -> None:
@@ -261,7 +285,7 @@ def _skip_reason(
 
 
 def _canonical(line: PlannedLine) -> dict[str, object]:
-    return {
+    canonical: dict[str, object] = {
         "key": line.key,
         "description": line.description,
         "amount": line.amount,
@@ -271,6 +295,9 @@ def _canonical(line: PlannedLine) -> dict[str, object]:
         "period": None if line.period is None else [line.period.start, line.period.end],
         "metadata": dict(sorted(line.metadata.items())),
     }
+    if line.quantity_decimal is not None:  # absent before sendDecimalQuantities: same digests
+        canonical["quantity_decimal"] = str(line.quantity_decimal)
+    return canonical
 
 
 def digest(value: object) -> str:

@@ -1,4 +1,7 @@
-"""A plan -> the stripe SDK's typed request parameters (pure)."""
+"""A plan -> the stripe SDK's typed request parameters (pure).
+
+Decimals go out as `PlainDecimal`: the SDK form-encodes them with str(), which would write
+1E-9 for a tiny unit amount, and Stripe refuses exponent notation."""
 
 from __future__ import annotations
 
@@ -6,10 +9,14 @@ from decimal import Decimal
 
 from stripe.params import (
     InvoiceAddLinesParamsLine,
+    InvoiceAddLinesParamsLinePriceData,
     InvoiceCreateParams,
     InvoiceItemCreateParams,
+    InvoiceItemCreateParamsPriceData,
     InvoiceUpdateParams,
 )
+
+from shared.money import plain_decimal
 
 from .invoice_fields import LINES_DIGEST
 from .lines import PlannedLine
@@ -65,20 +72,25 @@ def add_line(line: PlannedLine, currency: str) -> InvoiceAddLinesParamsLine:
     }
     if line.period is not None:
         params["period"] = {"start": line.period.start, "end": line.period.end}
-    if line.product is not None and line.quantity is not None:  # a Price line
-        params["price_data"] = {
+    if line.is_price and line.product is not None:
+        price: InvoiceAddLinesParamsLinePriceData = {
             "currency": currency,
             "product": line.product,
             "unit_amount_decimal": _unit(line),
         }
-        params["quantity"] = line.quantity
+        params["price_data"] = price
+        if line.quantity_decimal is not None:
+            params["quantity_decimal"] = plain_decimal(line.quantity_decimal)
+        else:
+            params["quantity"] = line.quantity if line.quantity is not None else 1
     else:
         params["amount"] = line.amount
     return params
 
 
 def _unit(line: PlannedLine) -> Decimal:
-    return line.unit_amount_decimal if line.unit_amount_decimal is not None else Decimal(0)
+    unit = line.unit_amount_decimal if line.unit_amount_decimal is not None else Decimal(0)
+    return plain_decimal(unit)
 
 
 def invoice_item(line: PlannedLine, plan: StripeInvoicePlan) -> InvoiceItemCreateParams:
@@ -90,13 +102,17 @@ def invoice_item(line: PlannedLine, plan: StripeInvoicePlan) -> InvoiceItemCreat
     }
     if line.period is not None:
         params["period"] = {"start": line.period.start, "end": line.period.end}
-    if line.product is not None and line.quantity is not None:  # a Price line
-        params["price_data"] = {
+    if line.is_price and line.product is not None:
+        price: InvoiceItemCreateParamsPriceData = {
             "currency": plan.currency,
             "product": line.product,
             "unit_amount_decimal": _unit(line),
         }
-        params["quantity"] = line.quantity
+        params["price_data"] = price
+        if line.quantity_decimal is not None:
+            params["quantity_decimal"] = plain_decimal(line.quantity_decimal)
+        else:
+            params["quantity"] = line.quantity if line.quantity is not None else 1
     else:
         params["amount"] = line.amount
     return params

@@ -139,6 +139,9 @@ class StripeDestinationConfig(StrictWireModel):
     skip_zero_total_invoices: bool = False
     show_zero_quantity_lines: bool = False
     always_show_price_and_quantity: bool = False
+    # Send non-integer quantities as Stripe's quantity_decimal on Price lines; off: such a
+    # bill's lines are quantity 1 with the real quantity in the description (Metronome's way).
+    send_decimal_quantities: bool = False
     company_name: str = Field(default="Usage charges", min_length=1, max_length=200)
     field_mappings: list[StripeFieldMapping] = Field(default_factory=list)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from shared.redact import scrub_secrets
 from shared.sinks.errors import (
     AuthenticationError,
     FatalBillError,
@@ -42,6 +43,7 @@ def classify_response(
     headers: Mapping[str, str] | None = None,
 ) -> SinkError:
     """status None means no HTTP answer at all (connection error)."""
+    message = scrub_secrets(message)  # providers echo keys in their errors
     retry_after = parse_retry_after(headers)
     if status is None:
         return RetriableError(message, provider_code=provider_code)

@@ -319,6 +319,19 @@ LINE_REFUSALS = [
         "Invalid integer: 12.50",
     ),
     (usd(100, -1), None, "lines[0][quantity]", "greater than or equal to 0"),
+    # Stripe's own checks that stripe-mock does not make (issue 8): plain decimals only,
+    # at most 12 places in quantity_decimal too, descriptions of at most 5,000 characters.
+    (usd("1E-9"), None, "lines[0][price_data][unit_amount_decimal]", "Invalid decimal: 1E-9"),
+    (
+        {
+            "price_data": {"currency": "usd", "product": "p", "unit_amount_decimal": "1"},
+            "quantity_decimal": "0.1234567890123",
+        },
+        None,
+        "lines[0][quantity_decimal]",
+        "at most 12 decimal places",
+    ),
+    ({"amount": 5, "description": "d" * 5001}, None, "lines[0][description]", "at most 5000"),
     ({"amount": 5, "period": {"start": 10, "end": 5}}, None, "lines[0][period][end]", ""),
 ]
 

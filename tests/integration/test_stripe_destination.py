@@ -312,6 +312,25 @@ async def test_decimal_quantities(env: Env) -> None:
     assert (first["amount"], second["amount"]) == (121880, 5000)
 
 
+async def test_send_decimal_quantities_the_local_stripe_charges_them(env: Env) -> None:
+    usage = item(
+        "li-1", "1218.80", "1523.5", unit="call", averageUnitPrice="0.8", description="API calls"
+    )
+    lines = (usage, item("li-2", "50", "5", averageUnitPrice="10"))
+    settings = {"priceDataProductId": "prod_1", "sendDecimalQuantities": True}
+    await env.deliver(env.envelope(bill(*lines), **settings))
+    first, second = line_data(env.invoice())
+    assert (first["quantity"], first["quantity_decimal"]) == (None, "1523.5")
+    assert first["description"] == "API calls"  # Stripe shows the quantity itself
+    assert (second["quantity"], second["description"]) == (5, "li-2")
+    assert (first["amount"], second["amount"]) == (121880, 5000)
+    await env.deliver(
+        env.envelope(bill(*lines, bill_id="bill-2"), createStripeInvoice=False, **settings)
+    )
+    decimals = sorted(str(i["quantity_decimal"]) for i in env.fake.invoice_items())
+    assert "1523.5" in decimals
+
+
 async def test_always_show_price_and_quantity(env: Env) -> None:
     await env.deliver(
         env.envelope(
@@ -332,7 +351,8 @@ async def test_above_maximum_is_fatal_before_any_call(env: Env) -> None:
 
 @pytest.mark.parametrize(
     ("currency", "subtotal", "minor"),
-    [("JPY", "1500", 1500), ("BHD", "1.235", 1235), ("EUR", "1.005", 101)],
+    # Three-decimal amounts end in 0 (Stripe's rule): 1.235 BHD -> 1.240, 5.124 KWD -> 5.120.
+    [("JPY", "1500", 1500), ("BHD", "1.235", 1240), ("KWD", "5.124", 5120), ("EUR", "1.005", 101)],
 )
 async def test_minor_units_per_currency(env: Env, currency: str, subtotal: str, minor: int) -> None:
     env.fake.seed_customer(CUSTOMER, currency=currency.lower())

@@ -15,10 +15,13 @@ from shared.money import (
     format_decimal,
     from_minor_units,
     minor_unit_exponent,
+    plain_decimal,
+    stripe_amount_step,
     stripe_minimum_charge,
     stripe_minimum_charge_minor,
     to_minor_decimal,
     to_minor_units,
+    to_stripe_minor_units,
     within_stripe_maximum,
 )
 
@@ -126,7 +129,10 @@ def test_minimum_charges() -> None:
     assert stripe_minimum_charge_minor("USD") == 50
     assert stripe_minimum_charge_minor("JPY") == 50
     assert stripe_minimum_charge_minor("GBP") == 30
-    assert stripe_minimum_charge_minor("BHD") == 1  # none published: anything positive
+    # None published: the smallest amount Stripe accepts (last digit 0: 0.010 BHD).
+    assert stripe_minimum_charge_minor("BHD") == 10
+    assert stripe_minimum_charge_minor("KWD") == 10
+    assert stripe_minimum_charge_minor("COP") == 1
 
 
 def test_maximum() -> None:
@@ -176,3 +182,68 @@ def test_round_trip_is_within_half_a_minor_unit(amount: Decimal, currency: str) 
 def test_never_float(amount: Decimal, currency: str) -> None:
     assert type(to_minor_decimal(amount, currency)) is Decimal
     assert type(from_minor_units(to_minor_units(amount, currency), currency)) is Decimal
+
+
+# ---- Stripe's amount step and plain notation ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "minor"),
+    [
+        ("5.124", "KWD", 5120),  # Stripe's own example: 5120 or 5130
+        ("5.125", "KWD", 5130),
+        ("-5.125", "BHD", -5130),
+        ("1.2345", "JOD", 1230),
+        ("0.004", "OMR", 0),
+        ("0.005", "TND", 10),
+        ("5.5", "ISK", 600),  # two decimals that must be 00
+        ("1.005", "USD", 101),
+        ("1500.5", "JPY", 1501),
+    ],
+)
+def test_to_stripe_minor_units_rounds_to_stripes_step(
+    amount: str, currency: str, minor: int
+) -> None:
+    assert to_stripe_minor_units(Decimal(amount), currency) == minor
+
+
+def test_amount_steps() -> None:
+    assert {c: stripe_amount_step(c) for c in sorted(THREE_DECIMAL)} == dict.fromkeys(
+        sorted(THREE_DECIMAL), 10
+    )
+    assert stripe_amount_step("isk") == 100
+    assert stripe_amount_step("USD") == stripe_amount_step("JPY") == 1
+
+
+@given(amount=amounts, currency=st.sampled_from([*CURRENCIES, "ISK"]))
+def test_stripe_minor_units_are_a_multiple_of_the_step_and_nearest(
+    amount: Decimal, currency: str
+) -> None:
+    minor = to_stripe_minor_units(amount, currency)
+    step = stripe_amount_step(currency)
+    assert minor % step == 0
+    assert abs(Decimal(minor) - to_minor_decimal(amount, currency)) <= Decimal(step) / 2
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        ("1E-9", "0.000000001"),
+        ("0.000000000001", "0.000000000001"),
+        ("1E+3", "1000"),
+        ("33.3300", "33.33"),
+        ("-0.0", "0"),
+    ],
+)
+def test_plain_decimal_never_uses_exponent_notation(value: str, text: str) -> None:
+    plain = plain_decimal(Decimal(value))
+    assert str(plain) == text
+    assert plain == Decimal(value)
+    assert isinstance(plain, Decimal)
+
+
+@given(st.decimals(allow_nan=False, allow_infinity=False, min_value=-(10**20), max_value=10**20))
+def test_plain_decimal_property(value: Decimal) -> None:
+    text = str(plain_decimal(value))
+    assert "E" not in text.upper()
+    assert Decimal(text) == value

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
+from stripe._encode import _api_encode
 
 from services.stripe_sink import params
 from services.stripe_sink.invoice_fields import BILL_ID, ITEM_DIGEST, LINE_ID
 from services.stripe_sink.keys import idempotency_key, ids_hash, rotate
+from services.stripe_sink.lines import PlannedLine
 from services.stripe_sink.mapping import Mode, StripeInvoicePlan, plan_invoice
 from shared.contracts import Account, Bill, LineItem, StripeIntegrationConfig
 from shared.contracts.config import CollectionMethod
+from shared.money import stripe_amount_step
 from shared.sinks.errors import FatalBillError
 from tests.support.builders import account as make_account
 from tests.support.builders import bill as make_bill
@@ -39,6 +46,22 @@ def plan(
 def bill_of(*lines: LineItem, currency: str = "USD", **fields: Any) -> Bill:
     b = make_bill(lines=list(lines), **fields)
     return b.model_copy(update={"currency": currency})
+
+
+def api_calls() -> LineItem:
+    """1,523.5 calls at 0.8 USD: a decimal quantity."""
+    return line(
+        "li-1",
+        subtotal="1218.80",
+        quantity="1523.5",
+        unit="call",
+        averageUnitPrice="0.8",
+        description="API calls",
+    )
+
+
+def seats_line() -> LineItem:
+    return line("li-2", subtotal="50.00", quantity="5", averageUnitPrice="10", description="Seats")
 
 
 # ---- invoice-level settings -------------------------------------------------------------
@@ -181,15 +204,8 @@ def test_unit_amount_decimal_has_at_most_12_places_and_adds_up() -> None:
 
 
 def test_decimal_quantities_make_every_line_quantity_one() -> None:
-    usage = line(
-        "li-1",
-        subtotal="1218.80",
-        quantity="1523.5",
-        unit="call",
-        averageUnitPrice="0.8",
-        description="API calls",
-    )
-    seats = line("li-2", subtotal="50.00", quantity="5", averageUnitPrice="10", description="Seats")
+    usage = api_calls()
+    seats = seats_line()
     p = plan(bill_of(usage, seats), priceDataProductId="prod_1")
     assert p.decimal_quantities
     assert [x.quantity for x in p.lines] == [1, 1]
@@ -200,14 +216,7 @@ def test_decimal_quantities_make_every_line_quantity_one() -> None:
 
 
 def test_decimal_quantities_without_product_still_describe() -> None:
-    usage = line(
-        "li-1",
-        subtotal="1218.80",
-        quantity="1523.5",
-        unit="call",
-        averageUnitPrice="0.8",
-        description="API calls",
-    )
+    usage = api_calls()
     p = plan(bill_of(usage))
     assert p.lines[0].amount == 121880
     assert p.lines[0].description == f"API calls — 1,523.5 call {TIMES} 0.8 USD"
@@ -302,8 +311,9 @@ def test_zero_and_three_decimal_currencies() -> None:
         bill_of(line("a", subtotal="1.2345", quantity="1"), currency="BHD"),
         priceDataProductId="prod_1",
     )
-    assert bhd.lines[0].amount == 1235
-    assert bhd.lines[0].unit_amount_decimal == Decimal("1234.5")
+    # Stripe: the last digit of a three-decimal amount is 0 (1.2345 BHD -> 1.230).
+    assert bhd.lines[0].amount == 1230
+    assert bhd.lines[0].unit_amount_decimal == Decimal("1230")
 
 
 def test_line_in_another_currency_is_fatal() -> None:
@@ -344,7 +354,8 @@ def test_skip_zero_total() -> None:
         ("49", "JPY", True),
         ("50", "JPY", False),
         ("-3", "USD", True),
-        ("0.001", "BHD", False),
+        ("0.005", "BHD", False),  # 0.010 BHD: the smallest amount Stripe accepts
+        ("0.004", "BHD", True),  # 0.000 BHD once rounded to Stripe's step
     ],
 )
 def test_skip_below_minimum_charge(subtotal: str, currency: str, skipped: bool) -> None:
@@ -524,3 +535,161 @@ def test_idempotency_keys_are_deterministic() -> None:
     assert rotate(key, "req_1") == rotate(key, "req_1") != rotate(key, "req_2")
     assert rotate(key, "req_1").startswith("billsync-create-")
     assert ids_hash(["b", "a"]) == ids_hash(["a", "b"])
+
+
+# ---- issue 8: plain decimals, string limits, three-decimal currencies --------------------
+
+
+def form(params: Mapping[str, Any]) -> dict[str, str]:
+    """The request body the stripe SDK sends (form encoding, str() of every value)."""
+    return dict(parse_qsl(urlencode(list(_api_encode(params)))))
+
+
+def line_form(planned: PlannedLine, currency: str) -> dict[str, str]:
+    """An add_lines body holding this one line."""
+    return form({"lines": [params.add_line(planned, currency)]})
+
+
+def test_tiny_unit_amount_is_sent_in_plain_notation() -> None:
+    b = bill_of(line("a", subtotal="0.00000000001", quantity="1"))
+    p = plan(b, priceDataProductId="prod_1")
+    body = line_form(p.lines[0], p.currency)
+    assert body["lines[0][price_data][unit_amount_decimal]"] == "0.000000001"  # not 1E-9
+    p = plan(bill_of(line("a", subtotal="0.000001", quantity="1000")), priceDataProductId="p")
+    body = line_form(p.lines[0], p.currency)
+    assert body["lines[0][price_data][unit_amount_decimal]"] == "0.0000001"
+    assert body["lines[0][quantity]"] == "1000"
+    item = form(params.invoice_item(p.lines[0], p))
+    assert item["price_data[unit_amount_decimal]"] == "0.0000001"
+
+
+money_values = st.decimals(
+    min_value=Decimal("0"), max_value=Decimal("99999"), allow_nan=False, places=9
+)
+quantities = st.decimals(
+    min_value=Decimal("0"), max_value=Decimal("1e9"), allow_nan=False, places=14
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    subtotal=money_values,
+    quantity=quantities,
+    currency=st.sampled_from(["USD", "JPY", "KWD", "BHD", "ISK"]),
+    decimal_quantities=st.booleans(),
+)
+def test_every_price_line_is_plain_within_12_places_and_charges_the_amount(
+    subtotal: Decimal, quantity: Decimal, currency: str, decimal_quantities: bool
+) -> None:
+    b = bill_of(line("a", subtotal=str(subtotal), quantity=str(quantity)), currency=currency)
+    p = plan(
+        b,
+        priceDataProductId="prod_1",
+        sendDecimalQuantities=decimal_quantities,
+        showZeroQuantityLines=True,
+    )
+    planned = p.lines[0]
+    assert planned.amount % stripe_amount_step(currency) == 0
+    body = line_form(planned, p.currency)
+    unit = body["lines[0][price_data][unit_amount_decimal]"]
+    shown = body.get("lines[0][quantity]") or body["lines[0][quantity_decimal]"]
+    for text in (unit, shown):
+        assert "E" not in text.upper()
+        assert len(text.partition(".")[2]) <= 12
+    # What Stripe charges: quantity x unit, rounded to the minor unit.
+    charged = (Decimal(shown) * Decimal(unit)).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    assert charged == planned.amount
+    if "lines[0][quantity_decimal]" in body:
+        assert decimal_quantities and Decimal(shown) == quantity
+
+
+def test_three_decimal_currencies_send_amounts_ending_in_zero() -> None:
+    b = bill_of(
+        line("a", subtotal="5.124"),
+        line("b", subtotal="5.125", quantity="3"),
+        line("c", subtotal="-0.333"),
+        currency="KWD",
+    )
+    amounts = plan(b)
+    assert [x.amount for x in amounts.lines] == [5120, 5130, -330]
+    assert amounts.total == 9920
+    priced = plan(b, priceDataProductId="prod_1")
+    second = params.add_line(priced.lines[1], priced.currency)
+    assert second["quantity"] == 3
+    unit = second["price_data"]["unit_amount_decimal"]
+    assert (3 * unit).quantize(Decimal(1), rounding=ROUND_HALF_UP) == 5130
+    items = plan(b, createStripeInvoice=False, priceDataProductId="prod_1")
+    assert all(x.amount % 10 == 0 for x in items.lines)
+
+
+def test_description_over_5000_characters_with_the_quantity_suffix_is_refused() -> None:
+    name = "n" * 4990
+    fits = plan(bill_of(line("a", subtotal="1", quantity="1", description=name)))
+    assert len(fits.lines[0].description) == 4990
+    with pytest.raises(FatalBillError, match=r"line a: the description is 5\d{3} characters.*5000"):
+        plan(bill_of(line("a", subtotal="30", quantity="3", description=name)))
+    with pytest.raises(FatalBillError, match="5000"):
+        plan(bill_of(line("a", description="x" * 5001)), createStripeInvoice=False)
+
+
+def test_billsyncs_own_metadata_values_are_checked_too() -> None:
+    with pytest.raises(FatalBillError, match=r"invoice metadata.*billsync_bill_id.*500"):
+        plan(make_bill(id="b" * 501))
+    with pytest.raises(FatalBillError, match=r"line l+\u2026.*billsync_line_id.*500"):
+        plan(bill_of(line("l" * 501)))
+
+
+def test_a_long_product_id_is_refused_before_any_call() -> None:
+    b = bill_of(line("a", productCustomFields={"pid": "p" * 5001}))
+    with pytest.raises(FatalBillError, match="product id is 5001 characters"):
+        plan(b, fieldMappings=[mapping("product.customFields.pid", "line.product")])
+
+
+# ---- issue 8/9: true decimal quantities (sendDecimalQuantities) ---------------------------
+
+
+def test_decimal_quantities_setting_sends_quantity_decimal() -> None:
+    usage = api_calls()
+    seats = seats_line()
+    credit = line("li-3", subtotal="-1.00", quantity="0.5", description="Credit")
+    p = plan(bill_of(usage, seats, credit), priceDataProductId="prod_1", sendDecimalQuantities=True)
+    first, second, third = (line_form(x, p.currency) for x in p.lines)
+    assert first["lines[0][quantity_decimal]"] == "1523.5"
+    assert "lines[0][quantity]" not in first
+    assert first["lines[0][price_data][unit_amount_decimal]"] == "80"
+    assert first["lines[0][description]"] == "API calls"  # Stripe shows quantity and price
+    assert second["lines[0][quantity]"] == "5" and second["lines[0][description]"] == "Seats"
+    assert third["lines[0][amount]"] == "-100"  # a credit cannot be a Price
+    assert third["lines[0][description]"] == f"Credit — 0.5 {TIMES} -2 USD"
+    item = form(params.invoice_item(p.lines[0], p))
+    assert item["quantity_decimal"] == "1523.5" and "quantity" not in item
+    # Off (the default): quantity 1 and the real quantity in the description.
+    off = plan(bill_of(usage, seats), priceDataProductId="prod_1")
+    assert [x.quantity for x in off.lines] == [1, 1]
+    assert off.lines[0].quantity_decimal is None
+
+
+def test_decimal_quantities_fall_back_to_the_description_when_stripe_cannot_hold_them() -> None:
+    many_places = line("a", subtotal="1.00", quantity="0.0000000000001", description="Tiny")
+    p = plan(bill_of(many_places), priceDataProductId="prod_1", sendDecimalQuantities=True)
+    assert (p.lines[0].quantity, p.lines[0].quantity_decimal) == (1, None)
+    assert p.lines[0].description.startswith("Tiny — 0.0000000000001")
+    no_product = plan(bill_of(line("b", quantity="2.5")), sendDecimalQuantities=True)
+    assert "amount" in params.add_line(no_product.lines[0], "usd")
+    assert "2.5" in no_product.lines[0].description
+
+
+def test_decimal_quantities_change_the_lines_digest_only_when_used() -> None:
+    integral = bill_of(line("a", quantity="2", subtotal="4"))
+    on = plan(integral, priceDataProductId="p", sendDecimalQuantities=True)
+    assert on.lines_digest == plan(integral, priceDataProductId="p").lines_digest
+    decimal = bill_of(line("a", quantity="2.5", subtotal="5"))
+    on = plan(decimal, priceDataProductId="p", sendDecimalQuantities=True)
+    assert on.lines_digest != plan(decimal, priceDataProductId="p").lines_digest
+
+
+def test_send_decimal_quantities_is_a_boolean_setting() -> None:
+    assert cfg().destination_config.send_decimal_quantities is False
+    assert cfg(sendDecimalQuantities=True).destination_config.send_decimal_quantities
+    with pytest.raises(ValidationError):
+        cfg(sendDecimalQuantities="sometimes")

@@ -1,0 +1,43 @@
+"""A real local SMTP server (aiosmtpd) that keeps what it receives, for tests.
+
+with smtp_server() as (mailbox, port):
+    ...  # point the monitor at 127.0.0.1:port
+    assert mailbox.messages[0]["To"] == "ops@example.com"
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Iterator
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+
+class Mailbox:
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = message_from_bytes(envelope.content, policy=default_policy)
+        if isinstance(message, EmailMessage):
+            self.messages.append(message)
+        return "250 OK"
+
+
+@contextlib.contextmanager
+def smtp_server() -> Iterator[tuple[Mailbox, int]]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    mailbox = Mailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield mailbox, port
+    finally:
+        controller.stop()
