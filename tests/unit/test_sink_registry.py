@@ -24,7 +24,8 @@ def test_registered_codes_reach_the_one_classifier() -> None:
             auth_codes=frozenset({"TOKEN_GONE"}),
         )
     )
-    assert isinstance(classify_response(400, "x", provider_code="SLOW_DOWN_PLEASE"), RateLimitedError)
+    slow = classify_response(400, "x", provider_code="SLOW_DOWN_PLEASE")
+    assert isinstance(slow, RateLimitedError)
     assert isinstance(classify_response(403, "x", provider_code="TOKEN_GONE"), AuthenticationError)
     assert isinstance(classify_response(400, "x", provider_code="OTHER"), FatalBillError)
 
