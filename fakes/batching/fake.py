@@ -95,6 +95,7 @@ class FakeBatching:
             "items": 0,
             "admitted_at": [],  # monotonic times of admitted API calls
             "max_concurrent": 0,
+            "batches": [],  # per admitted batch call: {"tenant", "references"}
         }
 
     def reset(self) -> None:
@@ -215,6 +216,12 @@ class FakeBatching:
         if len(items) > self.config.max_batch:
             return _error(400, "batch_too_large", f"at most {self.config.max_batch} invoices")
         self.stats["items"] += len(items)
+        self.stats["batches"].append(
+            {
+                "tenant": tenant,
+                "references": [i.get("reference") for i in items if isinstance(i, dict)],
+            }
+        )
         results = [self._upsert(tenant, item) for item in items]
         if fault and fault["action"] == "drop_after_commit":
             transport = request.transport
@@ -303,7 +310,9 @@ class FakeBatching:
         return web.json_response(
             {
                 "invoices": list(self.invoices.values()),
-                "stats": {k: v for k, v in self.stats.items() if k != "admitted_at"},
+                "stats": {
+                    k: v for k, v in self.stats.items() if k not in ("admitted_at", "batches")
+                },
             }
         )
 
