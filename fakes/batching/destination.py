@@ -19,7 +19,7 @@ from typing import Any
 
 import aiohttp
 
-from shared.contracts import Destination, ExternalSystem, RunStatus
+from shared.contracts import Destination, ExternalSystem, IntegrationConfig, RunStatus
 from shared.credentials import Credential, XeroCredential
 from shared.money import format_decimal
 from shared.sinks.batching import BatchDestination, BatchPolicy, Outcome
@@ -150,6 +150,7 @@ class BatchingDestination(BatchDestination[BatchingClient]):
         policy: BatchPolicy = DEFAULT_POLICY,
         tokens: TokenRefresher | None = None,
         timeout: float = 30.0,
+        scheduled: dict[str, float] | None = None,
     ) -> None:
         self.api_base = api_base
         self.limits = limits or ProviderLimits(
@@ -158,6 +159,7 @@ class BatchingDestination(BatchDestination[BatchingClient]):
         self.batch_policy = policy
         self.tokens = tokens
         self.timeout = timeout
+        self.scheduled = scheduled or {}  # configuration id -> seconds between deliveries
 
     def rate_spec(self, destination: Destination, credential: Credential) -> RateSpec:
         return RateSpec(None)
@@ -167,7 +169,10 @@ class BatchingDestination(BatchDestination[BatchingClient]):
     ) -> ProviderLimits | None:
         return self.limits
 
-    def tenant_of(self, config: Any, credential: Credential) -> str | None:
+    def schedule_interval(self, config: IntegrationConfig) -> float | None:
+        return self.scheduled.get(config.id)
+
+    def tenant_of(self, config: IntegrationConfig, credential: Credential) -> str | None:
         return credential.tenant_id if isinstance(credential, XeroCredential) else None
 
     def make_client(self, destination: Destination, credential: Credential) -> BatchingClient:

@@ -30,11 +30,12 @@ import time
 from abc import abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from prometheus_client import Counter, Histogram
 
 from shared.contracts import IntegrationConfig
+from shared.credentials import Credential
 from shared.lifecycle import cancel_and_wait
 from shared.logging import get_logger
 from shared.sinks.destination import (
@@ -45,11 +46,14 @@ from shared.sinks.destination import (
     SinkDestination,
 )
 from shared.sinks.errors import ProviderTimeoutError, SinkError
+from shared.sinks.limits import QuotaLimiter
+from shared.sinks.ratelimit import AdaptiveRateLimiter
 
 log = get_logger("sink.batching")
 T = TypeVar("T")
 
 Outcome = DeliveryResult | SinkError
+CallLimiter = AdaptiveRateLimiter | QuotaLimiter
 
 BATCH_SIZE = Histogram(
     "billsync_sink_batch_size",
@@ -324,3 +328,43 @@ class BatchDispatcher:
             else:
                 self.delivered += 1
                 p.future.set_result(outcome)
+
+
+# ---- the runner's side ----------------------------------------------------------------
+
+ClientAndLimiter = Callable[[IntegrationConfig, Credential], tuple[Any, CallLimiter]]
+
+
+class BatchPath:
+    """What the runner calls instead of `destination.deliver` for a batch destination:
+    `await path.deliver(request, credential)`. Each batch key is bound to the client and
+    limiter of its credential (and tenant), so a batch's call uses exactly those."""
+
+    def __init__(
+        self,
+        destination: BatchDestination[Any],
+        client_for: ClientAndLimiter,
+        timeout: float | None = None,
+    ) -> None:
+        self.destination = destination
+        self._client_for = client_for
+        self._bound: dict[BatchKey, tuple[Any, CallLimiter]] = {}
+        self.dispatcher = BatchDispatcher(
+            destination.family, destination.batch_policy, self._send, timeout
+        )
+
+    def key_for(self, config: IntegrationConfig, credential: Credential) -> BatchKey:
+        return batch_key(config, credential.id, self.destination.tenant_of(config, credential))
+
+    async def deliver(self, request: DeliveryRequest, credential: Credential) -> DeliveryResult:
+        key = self.key_for(request.config, credential)
+        self._bound[key] = self._client_for(request.config, credential)
+        return await self.dispatcher.submit(key, request)
+
+    async def _send(self, key: BatchKey, requests: Sequence[DeliveryRequest]) -> list[Outcome]:
+        client, limiter = self._bound[key]
+        calls = ProviderCalls(self.destination.family, limiter, self.destination.classify)
+        return await self.destination.deliver_batch(requests, client, calls)
+
+    async def close(self) -> None:
+        await self.dispatcher.close()

@@ -139,6 +139,11 @@ class SinkDestination(ABC, Generic[ClientT]):
         the per-second `rate_spec` limiter."""
         return None
 
+    def schedule_interval(self, config: IntegrationConfig) -> float | None:
+        """Seconds between scheduled deliveries when `config` collects its bills (e.g. a
+        SCHEDULE trigger: hourly, 3600); None delivers each bill as it comes."""
+        return None
+
     def tenant_of(self, config: IntegrationConfig, credential: Credential) -> str | None:
         """The provider-side tenant a delivery writes to (Xero organisation), if any."""
         return None
