@@ -33,6 +33,7 @@ class TopicNames(BaseSettings):
     monitor_state: str = "monitor-state"
     webhook_events: str = "stripe-webhook-events"
     sink_schedule: str = "sink-schedule"
+    sink_leases: str = "sink-leases"
 
     def name(self, field: str) -> str:
         return f"{self.prefix}{getattr(self, field)}"

@@ -20,7 +20,7 @@ class TopicSpec:
     name: str
     partitions: int
     compacted: bool = False
-    # Compacted and time-bounded: one record per key, and keys that stop mattering expire.
+    # Time-bounded (compacted too: one record per key, and keys that stop mattering expire).
     retention_ms: int | None = None
 
     def config(self) -> dict[str, str]:
@@ -34,7 +34,10 @@ class TopicSpec:
                 config["cleanup.policy"] = "compact,delete"
                 config["retention.ms"] = str(self.retention_ms)
             return config
-        return {"cleanup.policy": "delete"}
+        config = {"cleanup.policy": "delete"}
+        if self.retention_ms is not None:
+            config["retention.ms"] = str(self.retention_ms)
+        return config
 
     @property
     def policy(self) -> str:
@@ -43,6 +46,8 @@ class TopicSpec:
 
 # Stripe retries a failed webhook delivery for up to 3 days: processed ids are kept 7.
 WEBHOOK_EVENTS_RETENTION_MS = 7 * 24 * 3600 * 1000
+# Lease claims matter for a minute or two; a day keeps the topic small.
+LEASES_RETENTION_MS = 24 * 3600 * 1000
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
@@ -72,6 +77,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     specs.append(
         TopicSpec(t.name("webhook_events"), 1, True, retention_ms=WEBHOOK_EVENTS_RETENTION_MS)
     )
+    # One partition: every instance sees claims in the same order (shared/sinks/leases.py).
+    specs.append(TopicSpec(t.name("sink_leases"), 1, retention_ms=LEASES_RETENTION_MS))
     specs += [TopicSpec(t.name(f), n) for f in plain]
     return specs
 

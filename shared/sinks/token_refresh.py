@@ -13,15 +13,17 @@ The order that keeps access through any crash:
 
 A crash between 2 and 3 leaves the old refresh token stored; it is still valid for the
 provider's grace period, so the next attempt (which re-reads, step 1) refreshes again. A
-failed save raises, so the new access token is never used unsaved. Two instances that
-race both exchange the same (still valid) refresh token, but the conditional save lets
-one win; the loser re-reads and uses the winner's tokens. Within one process a lock per
-credential makes it one refresh at a time; across instances dispatches are keyed by
-credential (`shared.sinks.partitioning.dispatch_key`), so one credential is served by one
-instance, and the conditional save is the safety net."""
+failed save raises, so the new access token is never used unsaved.
+
+One refresh per credential at a time: a lock per credential within the process, and a
+lease across instances (`shared.sinks.leases.KafkaLeases`, one Kafka partition, so every
+instance agrees who holds it; a crashed holder's claim expires). The conditional save is
+the safety net should two refreshes ever overlap (a lease expired mid-refresh): one save
+wins, the other re-reads and uses the winner's tokens."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -66,6 +68,12 @@ class CredentialSource(Protocol):
         """Persist `tokens` if `credential.version` is still the stored one, else raise
         StaleCredentialError; CredentialSaveError when not confirmed. Returns once
         written."""
+
+
+class Lease(Protocol):
+    """Mutual exclusion by name across instances (shared/sinks/leases.py)."""
+
+    def hold(self, name: str) -> contextlib.AbstractAsyncContextManager[None]: ...
 
 
 class TokenExchange(Protocol):
@@ -142,9 +150,11 @@ class TokenRefresher:
         exchange: TokenExchange,
         skew: timedelta = timedelta(minutes=2),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        lease: Lease | None = None,
     ) -> None:
         self.source = source
         self.exchange = exchange
+        self.lease = lease
         self.skew = skew
         self.clock = clock
         self._locks = KeyedLocks()
@@ -153,7 +163,10 @@ class TokenRefresher:
     async def access_token(self, credential: Credential) -> str:
         if is_fresh(credential, self.clock(), self.skew):
             return _secret(credential, "access_token") or ""
-        async with self._locks.hold(credential.id):
+        async with (
+            self._locks.hold(credential.id),
+            self.lease.hold(f"refresh:{credential.id}") if self.lease else contextlib.nullcontext(),
+        ):
             for _ in range(3):
                 stored = await self.source.latest(credential.id)
                 if stored is None:

@@ -6,6 +6,8 @@ refreshing at once save once."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -15,8 +17,11 @@ from pydantic import SecretStr
 
 from fakes.batching import FakeBatching
 from shared.credentials import CredentialCipher, XeroCredential
+from shared.kafka.producer import make_producer
+from shared.kafka.topics import ensure_topics
 from shared.settings import Settings
 from shared.sinks.errors import RetriableError
+from shared.sinks.leases import KafkaLeases, LeaseRecord
 from shared.sinks.token_refresh import (
     AuthlibExchange,
     ControlPlaneCredentials,
@@ -123,17 +128,66 @@ async def test_a_crash_between_refresh_and_save_keeps_access(
         assert stored is not None and stored.version == 2
 
 
-async def test_two_instances_refreshing_at_once_save_once(
+async def test_two_instances_refreshing_at_once_refresh_once(
     settings: Settings, fake: FakeBatching
 ) -> None:
-    async with running_control_plane(settings) as cp:
+    async with running_control_plane(settings) as cp, contextlib.AsyncExitStack() as stack:
         credential = await create_credential(cp, fake.issue_refresh_token())
         exchange = AuthlibExchange(f"{fake.url}/oauth/token")
-        a = TokenRefresher(source(settings, cp), exchange)
-        b = TokenRefresher(source(settings, cp), exchange)
+        refreshers = []
+        for _ in range(2):  # two instances: each its own producer and view of the leases
+            producer = make_producer(settings.kafka_bootstrap_servers)
+            await producer.start()
+            stack.push_async_callback(producer.stop)
+            leases = KafkaLeases(
+                settings.topics.name("sink_leases"), settings.kafka_bootstrap_servers, producer
+            )
+            await leases.start()
+            stack.push_async_callback(leases.stop)
+            refreshers.append(TokenRefresher(source(settings, cp), exchange, lease=leases))
+        a, b = refreshers
         tokens = await asyncio.gather(a.access_token(credential), b.access_token(credential))
+        assert fake.stats["refreshes"] == 1  # the second instance waited, re-read, used it
         stored = await source(settings, cp).latest("cred-rot")
         assert stored is not None and stored.version == 2  # one save won
         assert isinstance(stored, XeroCredential) and stored.access_token
         assert set(tokens) == {stored.access_token.get_secret_value()}
         assert await works(fake, tokens[0])
+
+
+async def test_a_lease_is_held_by_one_instance_at_a_time_and_expires_after_a_crash(
+    settings: Settings,
+) -> None:
+    await ensure_topics(settings)
+    topic = settings.topics.name("sink_leases")
+    async with contextlib.AsyncExitStack() as stack:
+        instances = []
+        for ttl in (60.0, 60.0, 1.0):
+            producer = make_producer(settings.kafka_bootstrap_servers)
+            await producer.start()
+            stack.push_async_callback(producer.stop)
+            leases = KafkaLeases(topic, settings.kafka_bootstrap_servers, producer, ttl=ttl)
+            await leases.start()
+            stack.push_async_callback(leases.stop)
+            instances.append(leases)
+        inside: list[int] = []
+        overlaps = 0
+
+        async def critical(i: int) -> None:
+            nonlocal overlaps
+            async with instances[i].hold("refresh:cred-x"):
+                overlaps += len(inside)
+                inside.append(i)
+                await asyncio.sleep(0.1)  # work inside the lease
+                inside.remove(i)
+
+        await asyncio.gather(*(critical(i % 2) for i in range(6)))
+        assert overlaps == 0
+
+        # A holder that crashes (claims, never releases) blocks others only until expiry.
+        crashed = LeaseRecord(
+            name="refresh:cred-y", claim_id="crashed", expires_at=time.time() + 1.0
+        )
+        await instances[2]._publish(crashed)
+        async with instances[0].hold("refresh:cred-y", timeout=10):
+            assert time.time() >= crashed.expires_at
