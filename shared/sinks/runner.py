@@ -19,8 +19,8 @@ from typing import Any
 
 import pydantic
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from shared.contracts import (
     DispatchEnvelope,
@@ -104,15 +104,20 @@ class SinkRunner:
         )
         self.producer = make_producer(bootstrap)
         self.consumer = AIOKafkaConsumer(
-            self.topic,
             bootstrap_servers=bootstrap,
             group_id=f"{settings.consumer_group_prefix}-{self.family}-sink",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
         )
+        # Per assigned partition: its offsets and the tasks handling its records.
         self._trackers: dict[TopicPartition, OffsetTracker] = {}
         self._committed: dict[TopicPartition, int] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[TopicPartition, set[asyncio.Task[None]]] = {}
+        # Tasks inside a delivery (holding slots, calling the provider, recording the
+        # result): a stop or a revoke gives them a bounded time; every other task (queued,
+        # or sleeping before a retry) is abandoned at once and its offset left uncommitted.
+        self._busy: set[asyncio.Task[Any]] = set()
+        self._busy_changed = asyncio.Event()
         self._key_locks = KeyedLocks()
         self._config_slots = KeyedSlots(self.options.per_config_concurrency)
         self._global_slots = PrioritySlots(self.options.max_concurrency)
@@ -134,15 +139,15 @@ class SinkRunner:
             await table.start()
         await self.credentials.start()
         await self.consumer.start()
+        self.consumer.subscribe([self.topic], listener=_Rebalance(self))
         self._started = True
         log.info("sink_started", destination=self.family, topic=self.topic)
 
     async def stop(self) -> None:
+        """Finish what is being delivered (at most `stop_grace` seconds), abandon the rest
+        uncommitted (the next owner of the partition delivers it), commit, leave."""
         self._running = False
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._commit()
+        await self._release(list(self._trackers), self.options.stop_grace)
         await self.consumer.stop()
         await self.credentials.stop()
         for table in (self.configs, self.mappings, self.invoice_map):
@@ -170,13 +175,16 @@ class SinkRunner:
             self._apply_backpressure()
             batches = await self.consumer.getmany(timeout_ms=100, max_records=500)
             for tp, records in batches.items():
-                tracker = self._trackers.setdefault(tp, OffsetTracker())
+                tracker = self._trackers.get(tp)
+                if tracker is None:
+                    continue  # fetched before a revoke: its new owner reads it again
+                tasks = self._tasks.setdefault(tp, set())
                 for record in records:
                     tracker.start(record.offset)
                     self._in_flight += 1
-                    task = asyncio.create_task(self._handle(tp, record))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
+                    task = asyncio.create_task(self._handle(tracker, record))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
             m.IN_FLIGHT.labels(self.family).set(self._in_flight)
             if loop.time() - last_commit >= self.options.commit_interval:
                 await self._commit()
@@ -191,10 +199,11 @@ class SinkRunner:
         self._paused = full
         m.PAUSED.labels(self.family).set(1 if full else 0)
 
-    async def _commit(self) -> None:
+    async def _commit(self, partitions: list[TopicPartition] | None = None) -> None:
         offsets: dict[TopicPartition, int] = {}
-        for tp, tracker in self._trackers.items():
-            offset = tracker.committable()
+        for tp in self._trackers if partitions is None else partitions:
+            tracker = self._trackers.get(tp)
+            offset = tracker.committable() if tracker else None
             if offset is not None and self._committed.get(tp) != offset:
                 offsets[tp] = offset
         if not offsets:
@@ -202,12 +211,72 @@ class SinkRunner:
         try:
             await self.consumer.commit(offsets)
             self._committed.update(offsets)
-        except CommitFailedError:
-            log.warning("commit_failed_after_rebalance", destination=self.family)
-            self._trackers.clear()
-            self._committed.clear()
+        except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+            # The group moved on (a rebalance): the revoke/assign callbacks reset the
+            # partitions; what was not committed is delivered again and de-duplicated.
+            log.warning("commit_failed", destination=self.family, error=type(exc).__name__)
 
-    async def _handle(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> None:
+    # ---- rebalance and stop ---------------------------------------------------------
+
+    def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Fresh trackers: the group's committed offset is where fetching resumes."""
+        for tp in assigned:
+            self._trackers[tp] = OffsetTracker()
+            self._committed.pop(tp, None)
+            self._tasks.setdefault(tp, set())
+        self._paused = False  # new partitions start resumed; the loop pauses them if full
+        log.info("partitions_assigned", partitions=sorted(str(tp) for tp in assigned))
+
+    async def _release(self, partitions: list[TopicPartition], grace: float) -> None:
+        """Give up partitions (revoke or stop): deliveries under way get `grace` seconds,
+        everything else is cancelled; only finished work is committed."""
+        tasks = [t for tp in partitions for t in self._tasks.get(tp, ())]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while True:
+            for task in tasks:
+                if task not in self._busy:
+                    task.cancel()
+            busy = [t for t in tasks if not t.done() and t in self._busy]
+            left = deadline - loop.time()
+            if not busy or left <= 0:
+                break
+            self._busy_changed.clear()
+            changed = asyncio.ensure_future(self._busy_changed.wait())
+            await asyncio.wait([*busy, changed], timeout=left, return_when="FIRST_COMPLETED")
+            changed.cancel()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._commit(partitions)
+        abandoned = 0
+        for tp in partitions:
+            tracker = self._trackers.pop(tp, None)
+            abandoned += tracker.in_flight if tracker else 0
+            self._committed.pop(tp, None)
+            self._tasks.pop(tp, None)
+        log.info(
+            "partitions_released",
+            partitions=sorted(str(tp) for tp in partitions),
+            abandoned=abandoned,
+        )
+
+    @contextlib.contextmanager
+    def _delivering(self) -> Any:
+        """Mark the current task as delivering (see `_busy`)."""
+        task = asyncio.current_task()
+        if task is None:
+            yield
+            return
+        self._busy.add(task)
+        try:
+            yield
+        finally:
+            self._busy.discard(task)
+            self._busy_changed.set()
+
+    async def _handle(self, tracker: OffsetTracker, record: ConsumerRecord[bytes, bytes]) -> None:
+        finished = False
         try:
             try:
                 envelope = DispatchEnvelope.model_validate_json(record.value or b"")
@@ -222,11 +291,13 @@ class SinkRunner:
                         f"{self.family}-sink",
                     )
                 )
+                finished = True
                 return
             await self.process(envelope)
+            finished = True
         finally:
-            tracker = self._trackers.get(tp)
-            if tracker is not None:
+            # Cancelled (stop, revoke): not finished, so the commit never passes it.
+            if finished:
                 tracker.finish(record.offset)
             self._in_flight -= 1
 
@@ -317,10 +388,16 @@ class SinkRunner:
             status = err.run_status if err.run_status.is_final else RunStatus.ERROR
             await self._finish(envelope, run_id, status, error=err.message, event=err)
             return
-        await self._write_map(envelope, run_id, result.state, result, existing)
-        await self._finish(
-            envelope, run_id, result.status, result.external_id, result.url, error=result.message
-        )
+        with self._delivering():  # recording what the provider now holds is delivery too
+            await self._write_map(envelope, run_id, result.state, result, existing)
+            await self._finish(
+                envelope,
+                run_id,
+                result.status,
+                result.external_id,
+                result.url,
+                error=result.message,
+            )
         self.delivered += 1
 
     async def _deliver_with_retries(
@@ -353,15 +430,16 @@ class SinkRunner:
                     self._config_slots.get(config.id).hold(urgent),
                     self._global_slots.hold(urgent),
                 ):
-                    try:
-                        return await asyncio.wait_for(
-                            self.destination.deliver(request, client, calls),
-                            self.options.delivery_timeout,
-                        )
-                    except TimeoutError as exc:
-                        raise ProviderTimeoutError(
-                            f"no answer within {self.options.delivery_timeout:.0f}s"
-                        ) from exc
+                    with self._delivering():
+                        try:
+                            return await asyncio.wait_for(
+                                self.destination.deliver(request, client, calls),
+                                self.options.delivery_timeout,
+                            )
+                        except TimeoutError as exc:
+                            raise ProviderTimeoutError(
+                                f"no answer within {self.options.delivery_timeout:.0f}s"
+                            ) from exc
             except RetriableError as err:
                 if attempt >= policy.max_attempts:
                     status = (
@@ -529,6 +607,17 @@ class SinkRunner:
             external_id=external_id,
             error=(error or "")[:300] or None,
         )
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, runner: SinkRunner) -> None:
+        self.runner = runner
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.runner._release(list(revoked), self.runner.options.revoke_grace)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.runner.on_assigned(assigned)
 
 
 @contextlib.asynccontextmanager

@@ -57,6 +57,28 @@ def test_offsets_any_completion_order(order: list[int]) -> None:
         assert t.committable() == lowest_unfinished
 
 
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 12)), max_size=80))
+def test_offsets_with_repeated_starts(ops: list[tuple[bool, int]]) -> None:
+    """A record fetched again (seek, rebalance) may start an offset twice: it stays in
+    flight until every start has finished; finishing an unknown offset changes nothing."""
+    t = OffsetTracker()
+    open_starts: dict[int, int] = {}
+    seen: set[int] = set()
+    for is_start, offset in ops:
+        if is_start:
+            t.start(offset)
+            open_starts[offset] = open_starts.get(offset, 0) + 1
+            seen.add(offset)
+        else:
+            t.finish(offset)
+            if open_starts.get(offset):
+                open_starts[offset] -= 1
+        unfinished = [o for o, n in open_starts.items() if n > 0]
+        expected = min(unfinished) if unfinished else (max(seen) + 1 if seen else None)
+        assert t.committable() == expected
+        assert t.in_flight == sum(open_starts.values())
+
+
 def _mapping(
     mid: str,
     ext: str,
