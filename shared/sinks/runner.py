@@ -125,6 +125,7 @@ class SinkRunner:
         self._limiters: dict[tuple[str, str], AdaptiveRateLimiter] = {}
         self._in_flight = 0
         self._run_started: dict[str, datetime] = {}  # a run keeps its first start time
+        self._run_attempt: dict[str, int] = {}  # the attempt its records carry
         self._paused = False
         self._running = False
         self._started = False
@@ -329,6 +330,7 @@ class SinkRunner:
                     )
                 finally:
                     self._run_started.pop(run_id, None)
+                    self._run_attempt.pop(run_id, None)
 
     async def _process_locked(self, envelope: DispatchEnvelope, run_id: str) -> None:
         config = envelope.integration_config
@@ -414,6 +416,7 @@ class SinkRunner:
         policy = self.options.retry_policy
         attempt = 1
         while True:
+            self._run_attempt[run_id] = attempt
             request = DeliveryRequest(
                 envelope,
                 config,
@@ -458,9 +461,7 @@ class SinkRunner:
                     delay=round(delay, 3),
                     error=err.message[:300],
                 )
-                await self._emit_run(
-                    envelope, run_id, err.run_status, error=err.message, attempt=attempt
-                )
+                await self._emit_run(envelope, run_id, err.run_status, error=err.message)
                 await asyncio.sleep(delay)  # outside the slots: others keep going
                 attempt += 1
                 recovering = True
@@ -542,7 +543,6 @@ class SinkRunner:
         external_id: str | None = None,
         url: str | None = None,
         error: str | None = None,
-        attempt: int = 1,
     ) -> asyncio.Future[Any]:
         config = envelope.integration_config
         run = IntegrationRun(
@@ -560,7 +560,7 @@ class SinkRunner:
             error=error,
             dispatch_id=envelope.dispatch_id,
             trigger=envelope.trigger.value,
-            attempt=attempt,
+            attempt=self._run_attempt.get(run_id, 1),
             account_id=envelope.bill.account_id,
             source=envelope.source,
             replayed_from_run_id=envelope.resend_of_run_id,
