@@ -370,7 +370,6 @@ class SinkRunner:
                 error="configuration is disabled; re-enable it and resend",
             )
             return
-        await (await self._emit_run(envelope, run_id, RunStatus.STARTED))
         try:
             customer = resolve_customer(
                 bill.account_id,
@@ -381,9 +380,7 @@ class SinkRunner:
             credential = self._credential_for(config)
             # A PENDING record left by an earlier attempt means a write may have happened.
             recovering = existing is not None and existing.state is InvoiceState.PENDING
-            if existing is None:
-                existing = await self._write_map(envelope, run_id, InvoiceState.PENDING)
-            result = await self._deliver_with_retries(
+            result, existing = await self._deliver_with_retries(
                 envelope, run_id, customer, credential, existing, recovering
             )
         except SinkError as err:
@@ -410,22 +407,17 @@ class SinkRunner:
         credential: Credential,
         existing: InvoiceMapRecord | None,
         recovering: bool,
-    ) -> DeliveryResult:
+    ) -> tuple[DeliveryResult, InvoiceMapRecord]:
+        """Attempts until a result; returns it with the map record it builds on. The run
+        is marked STARTED, and the PENDING marker written, once delivery really begins
+        (the first time this envelope holds a delivery slot), not while it queues."""
         config = envelope.integration_config
         client, limiter = self._client_for(config, credential)
         policy = self.options.retry_policy
         attempt = 1
+        began = False
         while True:
             self._run_attempt[run_id] = attempt
-            request = DeliveryRequest(
-                envelope,
-                config,
-                customer,
-                existing if existing and existing.external_id else None,
-                recovering,
-                attempt,
-                run_id,
-            )
             calls = ProviderCalls(self.family, limiter, self.destination.classify)
             try:
                 urgent = attempt > 1
@@ -434,11 +426,31 @@ class SinkRunner:
                     self._global_slots.hold(urgent),
                 ):
                     with self._delivering():
+                        if not began:
+                            began = True
+                            await (await self._emit_run(envelope, run_id, RunStatus.STARTED))
+                            if existing is None:
+                                # From here on a write may happen: a later attempt (or the
+                                # next owner after a crash) looks the invoice up first.
+                                existing = await self._write_map(
+                                    envelope, run_id, InvoiceState.PENDING
+                                )
+                        assert existing is not None  # written when delivery began
+                        request = DeliveryRequest(
+                            envelope,
+                            config,
+                            customer,
+                            existing if existing.external_id else None,
+                            recovering,
+                            attempt,
+                            run_id,
+                        )
                         try:
-                            return await asyncio.wait_for(
+                            result = await asyncio.wait_for(
                                 self.destination.deliver(request, client, calls),
                                 self.options.delivery_timeout,
                             )
+                            return result, existing
                         except TimeoutError as exc:
                             raise ProviderTimeoutError(
                                 f"no answer within {self.options.delivery_timeout:.0f}s"

@@ -21,6 +21,7 @@ from tests.integration.test_stripe_sink_e2e import (
     publish_envelopes,
 )
 from tests.support.builders import config
+from tests.support.kafka import read_topic
 from tests.support.services import start_service
 from tests.support.stripe_stack import StripeStack, stripe_stack
 
@@ -150,3 +151,31 @@ async def test_rebalance_join_and_kill_nothing_lost_or_doubled(settings: Setting
         assert_one_invoice_per_bill(stack, {b.id for b in items})
         for inv in stack.fake.invoices():
             assert inv["status"] == "open" and len(inv["lines"]["data"]) == 2
+
+
+async def test_runs_marked_started_only_when_delivery_begins(settings: Settings) -> None:
+    """Queued envelopes are neither STARTED in the run history nor PENDING in the invoice
+    map: with one delivery slot, at most the one being delivered is."""
+    async with stripe_stack(settings) as stack:
+        await stack.credential("cred-1", KEY)
+        cfg = config("cfg-s", "STRIPE_TEST", integrationCredentialsId="cred-1")
+        await stack.configs(cfg)
+        stack.fake.configure(faults={"latency_ms": 100})
+        items = bills(20)
+        async with stack.sink(per_config_concurrency=1):
+            await publish_envelopes(stack, cfg, items)
+            await wait_until(lambda: len(stack.fake.invoices()) >= 3, "three invoices")
+            runs, _ = await stack.results()
+            pending = [
+                r
+                for r in await read_topic(
+                    stack.settings.kafka_bootstrap_servers,
+                    stack.settings.topics.name("invoice_map"),
+                )
+                if b'"PENDING"' in (r.value or b"")
+            ]
+            delivered = len(stack.fake.invoices())
+            assert len(runs) <= delivered + 2, [r.status.value for r in runs.values()]
+            assert len(pending) <= delivered + 2
+            await stack.wait_final_runs(20)
+        assert_one_invoice_per_bill(stack, {b.id for b in items})
