@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,7 +44,13 @@ from shared.settings import Settings
 from shared.sinks import metrics as m
 from shared.sinks.customers import MappingIndex, resolve_customer
 from shared.sinks.destination import DeliveryRequest, DeliveryResult, ProviderCalls, SinkDestination
-from shared.sinks.errors import AuthenticationError, ProviderTimeoutError, RetriableError, SinkError
+from shared.sinks.errors import (
+    AuthenticationError,
+    InternalError,
+    ProviderTimeoutError,
+    RetriableError,
+    SinkError,
+)
 from shared.sinks.invoice_map import (
     RECENT_DISPATCHES,
     InvoiceMapRecord,
@@ -320,17 +327,27 @@ class SinkRunner:
                 except (asyncio.CancelledError, KeyboardInterrupt):
                     raise
                 except Exception as exc:  # a bug must not silently drop the bill: record it
-                    log.exception("sink_internal_error")
-                    await self._finish(
-                        envelope,
-                        run_id,
-                        RunStatus.ERROR,
-                        error=f"internal error: {exc!r}",
-                        event=SinkError(f"internal error: {exc!r}"),
+                    reference = "ie_" + uuid.uuid4().hex[:12]
+                    log.exception(
+                        "sink_internal_error", reference=reference, exception=type(exc).__name__
                     )
+                    await self._internal_error(envelope, run_id, exc, reference)
                 finally:
                     self._run_started.pop(run_id, None)
                     self._run_attempt.pop(run_id, None)
+
+    async def _internal_error(
+        self, envelope: DispatchEnvelope, run_id: str, exc: Exception, reference: str
+    ) -> None:
+        """Our own bug: its own event and metric; the operator reads a reference to the
+        logged traceback, never the exception's text (it may hold bill data or secrets)."""
+        m.INTERNAL_ERRORS.labels(self.family, type(exc).__name__).inc()
+        error = InternalError(
+            f"internal error in billsync (reference {reference}); the bill was not "
+            "delivered. This is not a problem with the destination account: resend the bill "
+            "once billsync is fixed"
+        )
+        await self._finish(envelope, run_id, RunStatus.ERROR, error=error.message, event=error)
 
     async def _process_locked(self, envelope: DispatchEnvelope, run_id: str) -> None:
         config = envelope.integration_config

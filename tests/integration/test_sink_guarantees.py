@@ -7,13 +7,18 @@ import asyncio
 import signal
 import time
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from shared.contracts import RunStatus
+from services.stripe_sink.client import StripeApi
+from services.stripe_sink.destination import StripeDestination
+from shared.contracts import EventType, RunStatus
 from shared.settings import Settings
-from shared.sinks.runner import SinkRunner
+from shared.sinks.destination import DeliveryRequest, DeliveryResult, ProviderCalls
+from shared.sinks.metrics import INTERNAL_ERRORS
+from shared.sinks.runner import SinkRunner, running_sink
 from tests.integration.test_stripe_sink_e2e import (
     KEY,
     assert_one_invoice_per_bill,
@@ -179,3 +184,34 @@ async def test_runs_marked_started_only_when_delivery_begins(settings: Settings)
             assert len(pending) <= delivered + 2
             await stack.wait_final_runs(20)
         assert_one_invoice_per_bill(stack, {b.id for b in items})
+
+
+class BuggyDestination(StripeDestination):
+    """A bug on the delivery path: an exception nothing classifies."""
+
+    async def deliver(
+        self, request: DeliveryRequest, client: StripeApi, calls: ProviderCalls
+    ) -> DeliveryResult:
+        Decimal("1e400").quantize(Decimal("0.01"))  # InvalidOperation, as in issue 7
+        raise AssertionError("unreachable")
+
+
+async def test_our_own_bug_is_an_internal_error_not_a_provider_error(settings: Settings) -> None:
+    async with stripe_stack(settings) as stack:
+        await stack.credential("cred-1", KEY)
+        cfg = config("cfg-s", "STRIPE_TEST", integrationCredentialsId="cred-1")
+        await stack.configs(cfg)
+        before = INTERNAL_ERRORS.labels("stripe", "InvalidOperation")._value.get()
+        runner = SinkRunner(
+            stack.settings, BuggyDestination(api_base=stack.url), stack.options, stack.cipher
+        )
+        async with running_sink(runner):
+            await publish_envelopes(stack, cfg, bills(2))
+            runs = await stack.wait_final_runs(2)
+        _, events = await stack.results()
+        assert {r.status for r in runs.values()} == {RunStatus.ERROR}
+        assert [e.event_type for e in events] == [EventType.INTERNAL_ERROR] * 2
+        for text in [*(r.error or "" for r in runs.values()), *(e.message for e in events)]:
+            assert text.startswith("internal error in billsync (reference ie_")
+            assert "InvalidOperation" not in text and "(" not in text.split(")", 1)[1]
+        assert INTERNAL_ERRORS.labels("stripe", "InvalidOperation")._value.get() == before + 2
