@@ -4,6 +4,7 @@ rate limiting and credential sealing."""
 from __future__ import annotations
 
 import asyncio
+import bisect
 import random
 import time
 
@@ -213,6 +214,37 @@ async def test_rate_limiter_per_endpoint() -> None:
         *(limiter.acquire("a") for _ in range(12)), *(limiter.acquire("b") for _ in range(2))
     )
     assert time.monotonic() - started >= 0.35
+
+
+def peak_per_second(times: list[float]) -> int:
+    """The most admissions in any one-second window (sliding, like the providers')."""
+    times = sorted(times)
+    return max((bisect.bisect_left(times, t + 1.0) - i for i, t in enumerate(times)), default=0)
+
+
+async def test_rate_limiter_waiters_honour_retry_after_and_never_burst() -> None:
+    """Issue 7 item 5: callers already waiting when 429s arrive (and the rate slows down)
+    neither release together nor ignore Retry-After; the peak per second stays within the
+    limit."""
+    limiter = AdaptiveRateLimiter(RateSpec(per_second=25), recovery_seconds=0.2)
+    admitted: list[float] = []
+    eight_in = asyncio.Event()
+
+    async def caller() -> None:
+        await limiter.acquire("POST /v1/invoices")
+        admitted.append(time.monotonic())
+        if len(admitted) >= 8:
+            eight_in.set()
+
+    callers = [asyncio.create_task(caller()) for _ in range(60)]
+    await eight_in.wait()
+    limiter.on_rate_limited(0.5)
+    limiter.on_rate_limited(0.5)  # sustained: slows down while 50 callers wait
+    blocked_from = time.monotonic()
+    await asyncio.gather(*callers)
+    assert not [t for t in admitted if blocked_from + 0.01 < t < blocked_from + 0.49]
+    assert peak_per_second(admitted) <= 25
+    assert limiter.current_rate is not None and limiter.current_rate <= 25
 
 
 def test_credentials_sealed_without_plaintext() -> None:
