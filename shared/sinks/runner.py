@@ -12,6 +12,7 @@ Guarantees (DESIGN.md section 6):
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
 import uuid
@@ -133,6 +134,8 @@ class SinkRunner:
         self._in_flight = 0
         self._run_started: dict[str, datetime] = {}  # a run keeps its first start time
         self._run_attempt: dict[str, int] = {}  # the attempt its records carry
+        # Bill versions fetched and not yet finished, per configuration and bill.
+        self._waiting: dict[str, collections.Counter[int]] = {}
         self._paused = False
         self._running = False
         self._started = False
@@ -321,20 +324,39 @@ class SinkRunner:
             run_id=run_id,
             dispatch_id=envelope.dispatch_id,
         ):
-            async with self._key_locks.hold(map_key(config.id, bill.id)):
-                try:
-                    await self._process_locked(envelope, run_id)
-                except (asyncio.CancelledError, KeyboardInterrupt):
-                    raise
-                except Exception as exc:  # a bug must not silently drop the bill: record it
-                    reference = "ie_" + uuid.uuid4().hex[:12]
-                    log.exception(
-                        "sink_internal_error", reference=reference, exception=type(exc).__name__
-                    )
-                    await self._internal_error(envelope, run_id, exc, reference)
-                finally:
-                    self._run_started.pop(run_id, None)
-                    self._run_attempt.pop(run_id, None)
+            key = map_key(config.id, bill.id)
+            waiting = self._waiting.setdefault(key, collections.Counter())
+            waiting[bill.version] += 1
+            try:
+                async with self._key_locks.hold(key):
+                    await self._process_guarded(envelope, run_id)
+            finally:
+                waiting[bill.version] -= 1
+                if waiting[bill.version] <= 0:
+                    del waiting[bill.version]
+                if not waiting:
+                    self._waiting.pop(key, None)
+
+    def _newer_waiting(self, envelope: DispatchEnvelope) -> int | None:
+        """The newest version of the same bill for the same configuration that already
+        waits in this sink, when it is newer than this envelope's."""
+        bill = envelope.bill
+        waiting = self._waiting.get(map_key(envelope.integration_config.id, bill.id))
+        newest = max(waiting, default=None) if waiting else None
+        return newest if newest is not None and newest > bill.version else None
+
+    async def _process_guarded(self, envelope: DispatchEnvelope, run_id: str) -> None:
+        try:
+            await self._process_locked(envelope, run_id)
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # a bug must not silently drop the bill: record it
+            reference = "ie_" + uuid.uuid4().hex[:12]
+            log.exception("sink_internal_error", reference=reference, exception=type(exc).__name__)
+            await self._internal_error(envelope, run_id, exc, reference)
+        finally:
+            self._run_started.pop(run_id, None)
+            self._run_attempt.pop(run_id, None)
 
     async def _internal_error(
         self, envelope: DispatchEnvelope, run_id: str, exc: Exception, reference: str
@@ -377,6 +399,10 @@ class SinkRunner:
                 error=f"bill version {bill.version} is older than version "
                 f"{existing.bill_version} already delivered",
             )
+            return
+        newer = self._newer_waiting(envelope)
+        if newer is not None:
+            await self._finish(envelope, run_id, RunStatus.SKIPPED, error=_superseded(newer))
             return
         current = self.configs.get(config.id)
         if current is not None and not current.enabled:
@@ -492,6 +518,9 @@ class SinkRunner:
                 )
                 await self._emit_run(envelope, run_id, err.run_status, error=err.message)
                 await asyncio.sleep(delay)  # outside the slots: others keep going
+                newer = self._newer_waiting(envelope)
+                if newer is not None:
+                    raise Superseded(_superseded(newer)) from err
                 attempt += 1
                 recovering = True
 
@@ -636,6 +665,18 @@ class SinkRunner:
             external_id=external_id,
             error=(error or "")[:300] or None,
         )
+
+
+class Superseded(SinkError):
+    """A newer version of the bill for the same configuration waits: only it is sent (a
+    finalizing configuration would otherwise lock the invoice on the older version)."""
+
+    run_status = RunStatus.SKIPPED
+    event_type = None
+
+
+def _superseded(newer: int) -> str:
+    return f"superseded by bill version {newer}, which is delivered instead"
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -215,3 +215,33 @@ async def test_our_own_bug_is_an_internal_error_not_a_provider_error(settings: S
             assert text.startswith("internal error in billsync (reference ie_")
             assert "InvalidOperation" not in text and "(" not in text.split(")", 1)[1]
         assert INTERNAL_ERRORS.labels("stripe", "InvalidOperation")._value.get() == before + 2
+
+
+async def test_only_the_newest_waiting_version_is_sent(settings: Settings) -> None:
+    """Version 1 waits in retry while versions 2 and 3 arrive: a finalizing configuration
+    must end with version 3 on the invoice, not version 1 finalized and the others locked
+    out."""
+    async with stripe_stack(settings) as stack:
+        await stack.credential("cred-1", KEY)
+        cfg = config("cfg-s", "STRIPE_TEST", integrationCredentialsId="cred-1")
+        await stack.configs(cfg)
+        stack.fake.configure(faults={"error_rate": 1.0, "errors_replayed": False})
+        async with stack.sink(retry_base_delay=0.5, retry_max_delay=0.5) as runner:
+            await publish_envelopes(stack, cfg, bills(1, version=1))
+
+            async def waiting() -> bool:
+                runs, _ = await stack.results()
+                return any(r.status is RunStatus.AWAITING_RETRY for r in runs.values())
+
+            await wait_until(waiting, "version 1 awaiting retry")
+            await publish_envelopes(stack, cfg, bills(1, version=2) + bills(1, version=3))
+            await wait_until(
+                lambda: any(3 in v for v in runner._waiting.values()), "version 3 fetched"
+            )
+            stack.fake.configure(faults={"error_rate": 0.0})
+            runs = await stack.wait_final_runs(3)
+        by_version = {r.entity_version: r.status for r in runs.values()}
+        assert by_version == {1: RunStatus.SKIPPED, 2: RunStatus.SKIPPED, 3: RunStatus.COMPLETE}
+        [invoice] = stack.fake.invoices()
+        assert invoice["status"] == "open"
+        assert invoice["metadata"]["billsync_bill_version"] == "3"
