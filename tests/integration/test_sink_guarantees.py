@@ -245,3 +245,31 @@ async def test_only_the_newest_waiting_version_is_sent(settings: Settings) -> No
         [invoice] = stack.fake.invoices()
         assert invoice["status"] == "open"
         assert invoice["metadata"]["billsync_bill_version"] == "3"
+
+
+async def test_fault_mix_every_run_complete_and_no_orphan(settings: Settings) -> None:
+    """Issue 7 item 3: 20% 5xx that Stripe saves under their keys, 5% answers dropped after
+    the write committed. Every run ends COMPLETE; one finalized, complete invoice per bill,
+    no draft or empty invoice left behind."""
+    async with stripe_stack(settings) as stack:
+        await stack.credential("cred-1", KEY)
+        cfg = config("cfg-s", "STRIPE_TEST", integrationCredentialsId="cred-1")
+        await stack.configs(cfg)
+        stack.fake.configure(
+            faults={
+                "seed": 11,
+                "error_rate": 0.2,
+                "errors_replayed": True,
+                "drop_after_commit_rate": 0.05,
+            }
+        )
+        items = bills(60)
+        async with stack.sink(max_attempts=12):
+            await publish_envelopes(stack, cfg, items)
+            runs = await stack.wait_final_runs(60, timeout=120)
+        stats = stack.fake.stats
+        assert stats["injected_errors"] > 0 and stats["dropped_after_commit"] > 0
+        assert {r.status for r in runs.values()} == {RunStatus.COMPLETE}
+        assert_one_invoice_per_bill(stack, {b.id for b in items})
+        for inv in stack.fake.invoices():
+            assert inv["status"] == "open" and len(inv["lines"]["data"]) == 2
