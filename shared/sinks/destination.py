@@ -7,6 +7,7 @@ invoice map, customer resolution, credentials, retries, rate limiting, run recor
 
 from __future__ import annotations
 
+import asyncio
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
@@ -18,7 +19,13 @@ from prometheus_client import Counter, Histogram
 from shared.contracts import Destination as DestinationName
 from shared.contracts import DispatchEnvelope, ExternalSystem, IntegrationConfig, RunStatus
 from shared.credentials import Credential
-from shared.sinks.errors import ProviderTimeoutError, RateLimitedError, RetriableError, SinkError
+from shared.sinks.errors import (
+    FatalBillError,
+    ProviderTimeoutError,
+    RateLimitedError,
+    RetriableError,
+    SinkError,
+)
 from shared.sinks.invoice_map import InvoiceMapRecord, InvoiceState
 from shared.sinks.limits import ProviderLimits, QuotaLimiter, RateHeaders
 from shared.sinks.ratelimit import AdaptiveRateLimiter, RateSpec
@@ -87,9 +94,50 @@ class ProviderCalls:
         self._classify = classify
         self.count = 0
 
+    READ_RETRIES = 2  # extra tries of a read or delete answered 5xx/429/nothing
+    READ_RETRY_DELAY = 0.2  # seconds, doubled per try (a 429's Retry-After also applies)
+
     async def call(
-        self, endpoint: str, fn: Callable[[], Awaitable[T]], *, write: bool = False
+        self,
+        endpoint: str,
+        fn: Callable[[], Awaitable[T]],
+        *,
+        write: bool = False,
+        idempotent: bool | None = None,
     ) -> T:
+        """One provider request. Reads (and any call marked `idempotent`, like a DELETE)
+        are tried again a couple of times right here when the answer is retriable: a read
+        changes nothing, and the look-ups recovery depends on should not cost a whole
+        attempt. Writes are never repeated here: the next attempt looks up first."""
+        tries = 1 if write or idempotent is False else 1 + self.READ_RETRIES
+        tried = 0
+        while True:
+            try:
+                return await self._once(endpoint, fn, write)
+            except RetriableError:
+                tried += 1
+                if tried >= tries:
+                    raise
+                await asyncio.sleep(self.READ_RETRY_DELAY * 2 ** (tried - 1))
+
+    async def read_or_none(self, endpoint: str, fn: Callable[[], Awaitable[T]]) -> T | None:
+        """A read where 404 (deleted, or never existed) is an answer, not a failure."""
+        try:
+            return await self.call(endpoint, fn)
+        except FatalBillError as err:
+            if err.status_code == 404:
+                return None
+            raise
+
+    async def delete(self, endpoint: str, fn: Callable[[], Awaitable[None]]) -> None:
+        """A DELETE is idempotent by nature: 404 means already gone."""
+        try:
+            await self.call(endpoint, fn, idempotent=True)
+        except FatalBillError as err:
+            if err.status_code != 404:
+                raise
+
+    async def _once(self, endpoint: str, fn: Callable[[], Awaitable[T]], write: bool) -> T:
         waited = await self.limiter.acquire(endpoint)
         RATE_LIMIT_WAIT.labels(self.destination).observe(waited)
         started = time.monotonic()
