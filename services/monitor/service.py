@@ -52,7 +52,7 @@ class MonitorService:
         bootstrap = settings.kafka_bootstrap_servers
         self.results_topic = settings.topics.name("integration_results")
         self.producer = make_producer(bootstrap)
-        self.store = StateStore(settings, self.m.state_topic, self.producer)
+        self.store = StateStore(settings, self.producer)
         self.states: dict[str, ConfigErrorState] = {}
         self._dirty: set[str] = set()
         self._previous: dict[str, IntegrationConfig] = {}
@@ -94,7 +94,6 @@ class MonitorService:
 
     async def start(self) -> None:
         await ensure_topics(self.settings)
-        await self.store.ensure_topic()
         await self.producer.start()
         self.states.update(await self.store.load())
         for state in self.states.values():

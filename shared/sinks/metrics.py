@@ -22,3 +22,8 @@ DEAD_LETTERED = Counter(
 PAUSED = Gauge(
     "billsync_sink_consumer_paused", "1 while backpressure pauses fetching", ["destination"]
 )
+INTERNAL_ERRORS = Counter(
+    "billsync_sink_internal_errors_total",
+    "Deliveries ended by a bug in billsync (unclassified exceptions), by exception type",
+    ["destination", "exception"],
+)
