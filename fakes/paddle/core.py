@@ -197,11 +197,12 @@ class Core:
         if rule is not None and rule.action == "drop_before_commit":
             return self._drop(request, after_commit=False)
         if rule is not None and rule.action == "status":
+            if rule.status == 429:
+                raise _too_many(1)
             raise PaddleError(
                 rule.status,
                 "internal_error" if rule.status >= 500 else "injected_error",
                 f"Injected failure with status {rule.status}.",
-                headers={"Retry-After": "1"} if rule.status == 429 else None,
             )
         call = Call(self.store, dict(request.match_info), body, dict(request.query))
         try:

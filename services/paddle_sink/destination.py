@@ -1,0 +1,260 @@
+"""`PaddleDestination`: PADDLE and PADDLE_SANDBOX bills into Paddle Billing transactions.
+
+Recovery story (Paddle has no idempotency key and no filter on custom_data):
+
+- A new bill is one `POST /transactions` (one call), left as a draft (`ready` once it has
+  everything manual collection needs; never `billed` by billsync).
+- The invoice map is the de-duplication: with a recorded transaction, the sink reads it
+  (`GET /transactions/{id}`); the same bill version again writes nothing, a regenerated
+  bill `PATCH`es it while it is `draft` or `ready`, and a `billed` (paid, completed,
+  canceled) transaction is never touched: INVOICE_ALREADY_PAID with what to do.
+- After a 5xx, a timeout or a dropped connection (`request.recovering`) the write may have
+  been committed. Before writing again the sink lists the customer's transactions created
+  since the envelope was routed (less an hour for clocks), newest first, and matches
+  `custom_data` (bill id and configuration id); found, it continues from that transaction.
+
+Paddle allows 240 requests a minute per client IP, for every credential together, and a
+429 blocks the IP for 60 s: every request of this process (every credential, every
+configuration, connection checks too) draws from one `QuotaLimiter` with Paddle's window
+(`Scope.PROCESS`), run just under the limit, so the sink never reaches it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from functools import partial
+
+import aiohttp
+
+from shared.contracts import (
+    Destination,
+    ExternalMapping,
+    ExternalSystem,
+    PaddleIntegrationConfig,
+    RunStatus,
+)
+from shared.credentials import Credential
+from shared.credentials.models import PaddleCredential
+from shared.sinks.classify import classify_response, parse_retry_after
+from shared.sinks.destination import (
+    DeliveryRequest,
+    DeliveryResult,
+    ProviderCalls,
+    SinkDestination,
+)
+from shared.sinks.errors import AuthenticationError, FatalBillError, SinkError
+from shared.sinks.invoice_map import InvoiceState
+from shared.sinks.limits import ProviderLimits, QuotaLimiter, Scope, Window
+from shared.sinks.ratelimit import RateSpec
+
+from .client import PaddleApi, PaddleApiError, TransactionView, api_base_for
+from .keys import environment_problem
+from .mapping import (
+    BILL_ID,
+    BILL_VERSION,
+    CONFIG_ID,
+    PaddleTransactionPlan,
+    plan_transaction,
+    product_ids,
+    resolve_parties,
+)
+
+MappingLookup = Callable[[ExternalSystem, str], Sequence[ExternalMapping]]
+
+PER_MINUTE = 240  # per client IP, every credential together
+LOOKUP_MARGIN = timedelta(hours=1)  # our clock against Paddle's, for created_at[GTE]
+LOOKUP_PAGES = 20  # 600 transactions of one customer since the envelope was routed
+STATES = {
+    "draft": InvoiceState.DRAFT,
+    "ready": InvoiceState.DRAFT,
+    "billed": InvoiceState.FINALIZED,
+    "past_due": InvoiceState.FINALIZED,
+    "paid": InvoiceState.PAID,
+    "completed": InvoiceState.PAID,
+    "canceled": InvoiceState.VOID,
+}
+
+
+def _no_mappings(system: ExternalSystem, m3ter_id: str) -> Sequence[ExternalMapping]:
+    return ()
+
+
+def paddle_limits(per_minute: int = PER_MINUTE, window_seconds: float = 60.0) -> ProviderLimits:
+    return ProviderLimits(windows=(Window(per_minute, window_seconds),), scope=Scope.PROCESS)
+
+
+class PaddleDestination(SinkDestination[PaddleApi]):
+    family = "paddle"
+    external_system = ExternalSystem.PADDLE
+    credential_type = PaddleCredential
+
+    def __init__(
+        self,
+        api_base: str | None = None,
+        *,
+        timeout: float = 30.0,
+        mappings: MappingLookup | None = None,
+        limits: ProviderLimits | None = None,
+    ) -> None:
+        self.api_base = api_base  # None: per destination (live, sandbox), see client.py
+        self.timeout = timeout
+        self.mappings = mappings
+        self.limits = limits or paddle_limits()
+        # One budget for the whole process: Paddle counts per client IP.
+        self.limiter = QuotaLimiter(self.limits)
+
+    def use_mappings(self, lookup: MappingLookup) -> None:
+        """The external mappings the runner keeps (its MappingIndex.for_account)."""
+        self.mappings = lookup
+
+    def rate_spec(self, destination: Destination, credential: Credential) -> RateSpec:
+        # The per-credential limiter adds nothing: the process-wide one gates every request.
+        return RateSpec(None)
+
+    def provider_limits(
+        self, destination: Destination, credential: Credential
+    ) -> ProviderLimits | None:
+        return self.limits
+
+    def make_client(self, destination: Destination, credential: Credential) -> PaddleApi:
+        if not isinstance(credential, PaddleCredential):
+            raise AuthenticationError(f"credential {credential.id} is not a Paddle credential")
+        api_key = credential.api_key.get_secret_value()
+        problem = environment_problem(api_key, destination)
+        if problem:
+            # A sandbox bill must never reach live Paddle, nor a live bill the sandbox.
+            raise AuthenticationError(f"credential {credential.id}: {problem}")
+        return PaddleApi(
+            api_key,
+            self.api_base or api_base_for(destination),
+            destination,
+            timeout=self.timeout,
+            limiter=self.limiter,
+        )
+
+    async def close_client(self, client: PaddleApi) -> None:
+        await client.close()
+
+    def classify(self, exc: BaseException) -> SinkError | None:
+        if isinstance(exc, PaddleApiError):
+            request = f" [request {exc.request_id}]" if exc.request_id else ""
+            message = f"Paddle {exc.status} {exc.code}: {exc.text}{request}"
+            if exc.status == 429:
+                self.limiter.on_rate_limited(parse_retry_after(exc.headers))
+            return classify_response(
+                exc.status, message, provider_code=exc.code, headers=exc.headers
+            )
+        if isinstance(exc, (TimeoutError, aiohttp.ClientError)):
+            return classify_response(None, f"Paddle unreachable: {type(exc).__name__}: {exc}")
+        return None
+
+    # ---- delivery ------------------------------------------------------------------------
+
+    def plan(self, request: DeliveryRequest) -> PaddleTransactionPlan:
+        """Everything before the first call: parties, products, the transaction."""
+        config = request.config
+        if not isinstance(config, PaddleIntegrationConfig):
+            raise FatalBillError(f"configuration {config.id} is not a Paddle configuration")
+        bill = request.envelope.bill
+        lookup = self.mappings or _no_mappings
+        parties = resolve_parties(
+            bill.account_id, config, lookup(ExternalSystem.PADDLE, bill.account_id)
+        )
+        product_rows = [
+            m
+            for pid in {li.product_id for li in bill.line_items if li.product_id}
+            for m in lookup(ExternalSystem.PADDLE, pid)
+        ]
+        return plan_transaction(bill, config, parties, product_ids(bill, config, product_rows))
+
+    async def deliver(
+        self, request: DeliveryRequest, client: PaddleApi, calls: ProviderCalls
+    ) -> DeliveryResult:
+        plan = self.plan(request)
+        bill = request.envelope.bill
+        found: TransactionView | None = None
+        if request.existing is not None and request.existing.external_id:
+            txn_id = request.existing.external_id
+            found = await calls.read_or_none(
+                "GET /transactions/{id}", lambda: client.get_transaction(txn_id)
+            )
+        if found is None and request.recovering:
+            found = await self._look_up(request, plan, client, calls)
+        if found is None:
+            body = plan.body()
+            created = await calls.call(
+                "POST /transactions", lambda: client.create_transaction(body), write=True
+            )
+            return self._done(client, created)
+        if not found.editable:
+            return self._locked(client, found, bill.version)
+        if found.custom_data.get(BILL_VERSION) == str(bill.version):
+            return self._done(client, found)  # this version is already there
+        body = plan.body()
+        txn_id = found.id
+        updated = await calls.call(
+            "PATCH /transactions/{id}",
+            lambda: client.update_transaction(txn_id, body),
+            write=True,
+        )
+        return self._done(client, updated)
+
+    async def _look_up(
+        self,
+        request: DeliveryRequest,
+        plan: PaddleTransactionPlan,
+        client: PaddleApi,
+        calls: ProviderCalls,
+    ) -> TransactionView | None:
+        """The transaction an earlier attempt may have created: the customer's, created
+        since the envelope was routed, with this bill and configuration in custom_data."""
+        bill, config = request.envelope.bill, request.config
+        routed = datetime.fromisoformat(request.envelope.routed_at)
+        if routed.tzinfo is None:
+            routed = routed.replace(tzinfo=UTC)
+        since = routed.astimezone(UTC) - LOOKUP_MARGIN
+        created_from = since.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        customer = plan.parties.customer_id
+        after: str | None = None
+        for _ in range(LOOKUP_PAGES):
+            page = await calls.call(
+                "GET /transactions",
+                partial(client.list_transactions, customer, created_from, after),
+            )
+            for txn in page.items:  # newest first: the latest write wins
+                data = txn.custom_data
+                if data.get(BILL_ID) == bill.id and data.get(CONFIG_ID) == config.id:
+                    return txn
+            if page.after is None:
+                return None
+            after = page.after
+        return None
+
+    def _done(
+        self,
+        client: PaddleApi,
+        txn: TransactionView,
+        status: RunStatus = RunStatus.COMPLETE,
+        message: str | None = None,
+    ) -> DeliveryResult:
+        return DeliveryResult(
+            status,
+            STATES.get(txn.status, InvoiceState.FINALIZED),
+            txn.id,
+            client.dashboard_url(txn.id),
+            message=message,
+        )
+
+    def _locked(self, client: PaddleApi, txn: TransactionView, version: int) -> DeliveryResult:
+        then = (
+            "resend the bill to create a new transaction"
+            if txn.status == "canceled"
+            else "issue a Paddle adjustment (credit) for the difference, or cancel it and resend"
+        )
+        return self._done(
+            client,
+            txn,
+            RunStatus.INVOICE_ALREADY_PAID,
+            f"Paddle transaction {txn.id} is {txn.status}; bill version {version} was not "
+            f"applied because billsync never changes a billed transaction: {then}",
+        )
