@@ -24,7 +24,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--customers",
         default="",
         help="comma-separated customer ids (ctm_ + 26 characters) to seed, each with an "
-        "address and a business",
+        "address add_<same 26> and a business biz_<same 26>",
     )
     parser.add_argument("--no-rate-limits", action="store_true")
     parser.add_argument("--log-level", default="INFO")
@@ -38,7 +38,14 @@ def build(args: argparse.Namespace) -> FakePaddle:
     )
     for cid in (c.strip() for c in args.customers.split(",")):
         if cid:
-            print(json.dumps(fake.seed_customer(customer_id=cid, business="Sample Ltd")))
+            suffix = cid.removeprefix("ctm_")
+            seeded = fake.seed_customer(
+                customer_id=cid,
+                address_id=f"add_{suffix}",
+                business_id=f"biz_{suffix}",
+                business="Sample Ltd",
+            )
+            print(json.dumps(seeded))
     return fake
 
 

@@ -46,6 +46,8 @@ class Stats:
     dropped_after_commit: int = 0
     dropped_before_commit: int = 0
     max_in_window: int = 0  # most requests admitted within one limit window
+    first_admitted_at: float | None = None  # monotonic seconds
+    last_admitted_at: float | None = None
 
     def to_json(self) -> JSON:
         return dict(self.__dict__)
@@ -180,6 +182,10 @@ class Core:
     ) -> web.StreamResponse:
         self._auth(request)
         self.limiter.admit(self.config, request.remote or "unknown", self.stats)
+        now = self.limiter.monotonic()
+        if self.stats.first_admitted_at is None:
+            self.stats.first_admitted_at = now
+        self.stats.last_admitted_at = now
         if self.config.faults.latency_ms > 0:
             await asyncio.sleep(self.config.faults.latency_ms / 1000)
         body: Any = None

@@ -78,6 +78,8 @@ class FakePaddle:
         country: str | None = "US",
         business: str | None = None,
         customer_id: str | None = None,
+        address_id: str | None = None,
+        business_id: str | None = None,
     ) -> JSON:
         """A customer (with an address in `country` and a business named `business` when
         given): {"customer_id", "address_id", "business_id"}."""
@@ -98,7 +100,7 @@ class FakePaddle:
         }
         out: JSON = {"customer_id": cid, "address_id": None, "business_id": None}
         if country:
-            aid = new_id("add")
+            aid = address_id or new_id("add")
             store.addresses[aid] = {
                 "id": aid,
                 "customer_id": cid,
@@ -113,7 +115,7 @@ class FakePaddle:
             }
             out["address_id"] = aid
         if business:
-            bid = new_id("biz")
+            bid = business_id or new_id("biz")
             store.businesses[bid] = {
                 "id": bid,
                 "customer_id": cid,
