@@ -46,6 +46,7 @@ class Stats:
     dropped_after_commit: int = 0
     dropped_before_commit: int = 0
     max_in_window: int = 0  # most requests admitted within one limit window
+    paddle_versions: dict[str, int] = field(default_factory=dict)  # Paddle-Version headers
     first_admitted_at: float | None = None  # monotonic seconds
     last_admitted_at: float | None = None
 
@@ -181,6 +182,15 @@ class Core:
         self, request: web.Request, endpoint: Endpoint, request_id: str, name: str
     ) -> web.StreamResponse:
         self._auth(request)
+        version = request.headers.get("Paddle-Version", "(none)")
+        self.stats.paddle_versions[version] = self.stats.paddle_versions.get(version, 0) + 1
+        if version not in ("1", "(none)"):  # version 1 is the only one (none means 1)
+            raise PaddleError(
+                400,
+                "invalid_field",
+                f"Paddle-Version {version} is not supported.",
+                errors=[("Paddle-Version", "must be 1")],
+            )
         self.limiter.admit(self.config, request.remote or "unknown", self.stats)
         now = self.limiter.monotonic()
         if self.stats.first_admitted_at is None:

@@ -10,7 +10,7 @@ Recovery story (Paddle has no idempotency key and no filter on custom_data):
   canceled) transaction is never touched: INVOICE_ALREADY_PAID with what to do.
 - After a 5xx, a timeout or a dropped connection (`request.recovering`) the write may have
   been committed. Before writing again the sink lists the customer's transactions created
-  since the envelope was routed (less an hour for clocks), newest first, and matches
+  in the week before the envelope was routed, newest first, and matches
   `custom_data` (bill id and configuration id); found, it continues from that transaction.
 
 Paddle allows 240 requests a minute per client IP, for every credential together, and a
@@ -62,8 +62,10 @@ from .mapping import (
 MappingLookup = Callable[[ExternalSystem, str], Sequence[ExternalMapping]]
 
 PER_MINUTE = 240  # per client IP, every credential together
-LOOKUP_MARGIN = timedelta(hours=1)  # our clock against Paddle's, for created_at[GTE]
-LOOKUP_PAGES = 20  # 600 transactions of one customer since the envelope was routed
+# How far before the envelope was routed an earlier attempt's transaction may have been
+# created (an earlier envelope of the bill left the map PENDING, then a crash; clocks).
+LOOKUP_MARGIN = timedelta(days=7)
+LOOKUP_PAGES = 20  # at most 600 of the customer's transactions, newest first
 STATES = {
     "draft": InvoiceState.DRAFT,
     "ready": InvoiceState.DRAFT,

@@ -311,3 +311,12 @@ async def test_customers_addresses_businesses_through_the_api(
     assert status == 201
     status, answer = await post(http, "/customers/ctm_nope/addresses", {"country_code": "GB"})
     assert status == 404 and answer["error"]["code"] == "not_found"
+
+
+async def test_only_paddle_version_1(paddle: FakePaddle, http: aiohttp.ClientSession) -> None:
+    async with http.get("/transactions", headers={"Paddle-Version": "2"}) as resp:
+        assert resp.status == 400
+        assert fields_of(await resp.json()) == ["Paddle-Version"]
+    async with http.get("/transactions") as resp:
+        assert resp.status == 200
+    assert paddle.stats["paddle_versions"] == {"2": 1, "1": 1}

@@ -14,6 +14,7 @@ from pydantic import SecretStr
 
 from fakes.paddle import FakePaddle
 from services.paddle_sink.destination import PaddleDestination, paddle_limits
+from services.paddle_sink.main import parse_rate_limit
 from shared.contracts import (
     Account,
     Bill,
@@ -155,6 +156,7 @@ async def test_a_new_bill_is_one_call_and_one_manual_draft(setup: Setup) -> None
     assert txn["address_id"] == setup.ids["address_id"]
     assert txn["custom_data"]["billsync_bill_id"] == "bill-1"
     assert txn["details"]["totals"]["grand_total"] == "1734"
+    assert setup.fake.stats["paddle_versions"] == {"1": 1}
 
 
 @pytest.mark.parametrize(("destination", "key"), [("PADDLE", KEY), ("PADDLE_SANDBOX", LIVE_KEY)])
@@ -250,3 +252,11 @@ async def test_a_429_blocks_the_whole_process_for_retry_after(setup: Setup) -> N
         await setup.deliver(setup.envelope(sample_bill(id="bill-2")))
     assert caught.value.retry_after == 60
     assert setup.destination.limiter.state.blocked_until > time.monotonic() + 55
+
+
+def test_rate_limit_setting() -> None:
+    assert parse_rate_limit("240/60") == (240, 60.0)
+    assert parse_rate_limit("120") == (120, 60.0)
+    for bad in ("x/60", "0/60", "10/0"):
+        with pytest.raises(SystemExit, match="BILLSYNC_PADDLE_RATE_LIMIT"):
+            parse_rate_limit(bad)
