@@ -51,6 +51,8 @@ async def test_every_setting_reaches_paddle_as_configured(settings: Settings) ->
         ids = {
             f"acc-{i}": fake.seed_customer(name=f"Customer {i}", business="B") for i in range(1, 9)
         }
+        direct = fake.seed_customer(name="Direct")
+        rows_direct = account_mappings(direct["customer_id"], direct)
         api_product = fake.seed_product("API")
         fixed_product = fake.seed_product("Everything")
         rows: list[ExternalMapping] = []
@@ -68,7 +70,7 @@ async def test_every_setting_reaches_paddle_as_configured(settings: Settings) ->
                 }
             )
         )
-        await stack.mappings(*rows)
+        await stack.mappings(*rows, *(r for r in rows_direct if r.external_table == "Address"))
         await stack.configs(
             paddle_config(
                 "cfg-all",
@@ -100,6 +102,10 @@ async def test_every_setting_reaches_paddle_as_configured(settings: Settings) ->
             ),
             paddle_config("cfg-auto", collectionMode="automatic").model_copy(
                 update={"account_ids": ["acc-7"]}
+            ),
+            # useExternalMappingAccountCode off: the account id is the Paddle customer id
+            paddle_config("cfg-direct", {"useExternalMappingAccountCode": False}).model_copy(
+                update={"account_ids": [direct["customer_id"]]}
             ),
         )
 
@@ -140,16 +146,17 @@ async def test_every_setting_reaches_paddle_as_configured(settings: Settings) ->
             acc_bill(6),
             acc_bill(7).model_copy(update={"currency": "JPY"}),
             acc_bill(8),
+            bill("bill-9", direct["customer_id"], embed=account(direct["customer_id"])),
         ]
         async with running_router(stack.settings), stack.sink():
             await publish_bills(stack, generated)
-            await stack.wait_final_runs(5)  # bill-1, 5, 6, 7, 8
+            await stack.wait_final_runs(6)  # bill-1, 5, 6, 7, 8, 9
             assert "bill-4" not in stack.transactions_by_bill()
             approved = acc_bill(4).model_copy(update={"status": BillStatus.APPROVED})
             await publish_bills(stack, [approved], "bill_approved")
-            runs = await stack.wait_final_runs(6)
+            runs = await stack.wait_final_runs(7)
         by_bill = stack.transactions_by_bill()
-        assert set(by_bill) == {"bill-1", "bill-4", "bill-6", "bill-7", "bill-8"}
+        assert set(by_bill) == {"bill-1", "bill-4", "bill-6", "bill-7", "bill-8", "bill-9"}
         assert all(len(v) == 1 for v in by_bill.values())
         [txn] = by_bill["bill-1"]
         # excluded MINIMUM_SPEND; sorted by subtotal; decimal quantity folded; 250 > 100
@@ -183,6 +190,9 @@ async def test_every_setting_reaches_paddle_as_configured(settings: Settings) ->
         assert seven["currency_code"] == "JPY"
         [eight] = by_bill["bill-8"]
         assert eight["custom_data"]["billsync_config_id"] == "cfg-enforce"
+        [nine] = by_bill["bill-9"]
+        assert nine["customer_id"] == direct["customer_id"]
+        assert nine["address_id"] == direct["address_id"] and nine["business_id"] is None
         statuses = {r.entity_id: r.status for r in runs.values()}
         assert statuses["bill-5"] is RunStatus.ERROR
         _, events = await stack.results()
