@@ -104,7 +104,7 @@ async def test_stop_waits_for_calls_in_flight_and_commits_them(settings: Setting
         items = bills(6)
         async with stack.sink(per_config_concurrency=6) as runner:
             await publish_envelopes(stack, cfg, items)
-            await wait_until(lambda: len(runner._busy) == 6, "six deliveries calling")
+            await wait_until(lambda: len(runner.consumer._busy) == 6, "six deliveries calling")
         runs, _ = await stack.results()
         assert {r.status for r in runs.values()} == {RunStatus.COMPLETE}
         assert len(runs) == 6
@@ -136,7 +136,7 @@ async def test_rebalance_join_and_kill_nothing_lost_or_doubled(settings: Setting
                 await wait_until(lambda: len(stack.fake.invoices()) >= 30, "A's progress")
                 proc = start_service("services.stripe_sink", stack.settings, **env)
                 # B joined: A gives partitions away (and keeps running).
-                await wait_until(lambda: len(runner._trackers) < 3, "a rebalance", 60)
+                await wait_until(lambda: len(runner.consumer._trackers) < 3, "a rebalance", 60)
                 await wait_until(lambda: len(stack.fake.invoices()) >= 120, "B's progress")
                 proc.send_signal(signal.SIGKILL)
                 proc.wait(10)
@@ -236,7 +236,7 @@ async def test_only_the_newest_waiting_version_is_sent(settings: Settings) -> No
             await wait_until(waiting, "version 1 awaiting retry")
             await publish_envelopes(stack, cfg, bills(1, version=2) + bills(1, version=3))
             await wait_until(
-                lambda: any(3 in v for v in runner._waiting.values()), "version 3 fetched"
+                lambda: any(3 in v for v in runner.policy._waiting.values()), "version 3 fetched"
             )
             stack.fake.configure(faults={"error_rate": 0.0})
             runs = await stack.wait_final_runs(3)
