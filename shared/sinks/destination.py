@@ -20,9 +20,9 @@ Rules for `deliver(request, client, calls)`:
   result being recorded (a crash left the PENDING marker, or the previous attempt of this
   run failed with a 5xx, a 429 or no answer). Look up what the provider holds for this
   bill and configuration (by the ids written into the provider's metadata) before any
-  write, and continue from there; a half-written invoice is completed (or removed), never
-  left. Writes after the look-up may use fresh idempotency keys: the look-up is what
-  makes them safe.
+  write, and continue from there; a half-written invoice is completed, never left (and
+  when the run still ends in error, `abandon` removes it). Writes after the look-up may
+  use fresh idempotency keys: the look-up is what makes them safe.
 - Validate against the provider's rules before the first call (FatalBillError), so a bill
   the provider would refuse leaves nothing half-written.
 - Return a `DeliveryResult` (`shared.sinks.results`: `done`, `locked`, `skipped`) carrying
@@ -202,6 +202,16 @@ class SinkDestination(ABC, Generic[ClientT]):
 
     async def close_client(self, client: ClientT) -> None:
         """Release the client's connections (optional)."""
+
+    async def abandon(
+        self, request: DeliveryRequest, client: ClientT, calls: ProviderCalls
+    ) -> str | None:
+        """The run of a bill delivered for the first time ends in error after a write may
+        have happened: remove what it left half-written at the provider (an incomplete
+        draft), so the provider never holds part of a bill. Return what was done, for the
+        operator (None: nothing was there). Optional; the map keeps its PENDING marker, so
+        a resend looks up again."""
+        return None
 
     @abstractmethod
     def classify(self, exc: BaseException) -> SinkError | None:

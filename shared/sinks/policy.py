@@ -27,6 +27,7 @@ import hashlib
 import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -48,6 +49,7 @@ from shared.sinks.customers import resolve_customer
 from shared.sinks.destination import DeliveryRequest, DeliveryResult, ProviderCalls, SinkDestination
 from shared.sinks.errors import (
     AuthenticationError,
+    FatalBillError,
     InternalError,
     ProviderTimeoutError,
     RetriableError,
@@ -320,7 +322,9 @@ class DeliveryPolicy:
                         if isinstance(err, ProviderTimeoutError)
                         else RunStatus.ERROR
                     )
-                    final = SinkError(f"gave up after {attempt} attempts: {err.message}")
+                    message = f"gave up after {attempt} attempts: {err.message}"
+                    left = await self._abandon(existing, request, client, limiter)
+                    final = SinkError(message + left)
                     final.run_status = status
                     raise final from err
                 delay = policy.delay(attempt, err.retry_after)
@@ -338,6 +342,33 @@ class DeliveryPolicy:
                     raise Superseded(_superseded(newer)) from err
                 attempt += 1
                 recovering = True
+            except FatalBillError as err:
+                err.message += await self._abandon(existing, request, client, limiter)
+                raise
+
+    async def _abandon(
+        self,
+        existing: InvoiceMapRecord | None,
+        last: DeliveryRequest,
+        client: Any,
+        limiter: AdaptiveRateLimiter,
+    ) -> str:
+        """The run ends in error after a write may have happened: a bill delivered for the
+        first time must not stay half-written at the provider (`SinkDestination.abandon`).
+        Returns what was done, for the run's message. Best effort: it never fails the
+        run a second time."""
+        if existing is None or existing.external_id:
+            return ""  # nothing was begun, or an earlier complete delivery stands
+        calls = ProviderCalls(self.family, limiter, self.destination.classify)
+        request = replace(last, existing=None, recovering=True)
+        try:
+            done = await asyncio.wait_for(
+                self.destination.abandon(request, client, calls), self.options.delivery_timeout
+            )
+        except (SinkError, TimeoutError) as exc:
+            log.warning("abandon_failed", error=getattr(exc, "message", type(exc).__name__))
+            return "; an incomplete invoice may remain at the provider"
+        return f"; {done}" if done else ""
 
     # ---- edges: credentials, clients, records ---------------------------------------
 

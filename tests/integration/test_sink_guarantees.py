@@ -273,3 +273,21 @@ async def test_fault_mix_every_run_complete_and_no_orphan(settings: Settings) ->
         assert_one_invoice_per_bill(stack, {b.id for b in items})
         for inv in stack.fake.invoices():
             assert inv["status"] == "open" and len(inv["lines"]["data"]) == 2
+
+
+async def test_a_run_that_gives_up_leaves_no_half_written_invoice(settings: Settings) -> None:
+    """The draft is created, adding its lines keeps failing until the run gives up: the
+    draft is removed (and the run says so), nothing half-written stays at Stripe."""
+    async with stripe_stack(settings) as stack:
+        await stack.credential("cred-1", KEY)
+        cfg = config("cfg-s", "STRIPE_TEST", integrationCredentialsId="cred-1")
+        await stack.configs(cfg)
+        stack.fake.configure(
+            faults={"rules": [{"path_prefix": "/v1/invoices/", "method": "POST", "count": 100}]}
+        )
+        async with stack.sink(max_attempts=3):
+            await publish_envelopes(stack, cfg, bills(1))
+            [run] = (await stack.wait_final_runs(1)).values()
+        assert run.status is RunStatus.ERROR
+        assert run.error and "removed the incomplete Stripe draft in_" in run.error
+        assert stack.fake.invoices() == []

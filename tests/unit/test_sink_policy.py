@@ -211,3 +211,31 @@ async def test_missing_credential_is_auth_failed_without_a_call(cred: str | None
     cfg = config("cfg-1", "STRIPE_TEST", integrationCredentialsId=cred)
     await policy.process(envelope(cfg=cfg))
     assert dest.requests == [] and statuses(state) == ["AUTH_FAILED"]
+
+
+async def test_giving_up_removes_what_a_first_delivery_left_half_written() -> None:
+    class Abandoning(Scripted):
+        abandoned: list[DeliveryRequest] = []
+
+        async def abandon(
+            self, request: DeliveryRequest, client: None, calls: ProviderCalls
+        ) -> str | None:
+            self.abandoned.append(request)
+            return "removed the incomplete draft in_9"
+
+    state = MemoryState()
+    state.credentials["cred-1"] = StripeCredential(id="cred-1", api_key=SecretStr("sk_test_1"))
+    dest = Abandoning(*[RetriableError("Stripe 500")] * 4)
+    await DeliveryPolicy(dest, state, FAST).process(envelope())
+    assert [r.recovering for r in dest.abandoned] == [True]
+    final = state.runs()[-1]
+    assert final.error == "gave up after 4 attempts: Stripe 500; removed the incomplete draft in_9"
+    # A bill delivered before keeps its invoice when a later version gives up.
+    state = MemoryState()
+    state.credentials["cred-1"] = StripeCredential(id="cred-1", api_key=SecretStr("sk_test_1"))
+    dest = Abandoning(DONE, *[RetriableError("Stripe 500")] * 4)
+    dest.abandoned = []
+    policy = DeliveryPolicy(dest, state, FAST)
+    await policy.process(envelope(version=1))
+    await policy.process(envelope(version=2))
+    assert state.runs()[-1].status is RunStatus.ERROR and dest.abandoned == []
