@@ -8,6 +8,9 @@ Recovery story (Paddle has no idempotency key and no filter on custom_data):
   (`GET /transactions/{id}`); the same bill version again writes nothing, a regenerated
   bill `PATCH`es it while it is `draft` or `ready`, and a `billed` (paid, completed,
   canceled) transaction is never touched: INVOICE_ALREADY_PAID with what to do.
+- Nothing is ever half-written (one request carries the whole transaction), so `abandon`
+  has nothing to remove: a run that ends in error after a committed write leaves the
+  complete draft, and the map's PENDING marker makes a resend find it.
 - After a 5xx, a timeout or a dropped connection (`request.recovering`) the write may have
   been committed. Before writing again the sink lists the customer's transactions created
   in the week before the envelope was routed, newest first, and matches
@@ -31,7 +34,6 @@ from shared.contracts import (
     ExternalMapping,
     ExternalSystem,
     PaddleIntegrationConfig,
-    RunStatus,
 )
 from shared.credentials import Credential
 from shared.credentials.models import PaddleCredential
@@ -46,6 +48,7 @@ from shared.sinks.errors import AuthenticationError, FatalBillError, SinkError
 from shared.sinks.invoice_map import InvoiceState
 from shared.sinks.limits import ProviderLimits, QuotaLimiter, Scope, Window
 from shared.sinks.ratelimit import RateSpec
+from shared.sinks.results import done, locked
 
 from .client import PaddleApi, PaddleApiError, TransactionView, api_base_for
 from .keys import environment_problem
@@ -232,20 +235,9 @@ class PaddleDestination(SinkDestination[PaddleApi]):
             after = page.after
         return None
 
-    def _done(
-        self,
-        client: PaddleApi,
-        txn: TransactionView,
-        status: RunStatus = RunStatus.COMPLETE,
-        message: str | None = None,
-    ) -> DeliveryResult:
-        return DeliveryResult(
-            status,
-            STATES.get(txn.status, InvoiceState.FINALIZED),
-            txn.id,
-            client.dashboard_url(txn.id),
-            message=message,
-        )
+    def _done(self, client: PaddleApi, txn: TransactionView) -> DeliveryResult:
+        state = STATES.get(txn.status, InvoiceState.FINALIZED)
+        return done(txn.id, client.dashboard_url(txn.id), state)
 
     def _locked(self, client: PaddleApi, txn: TransactionView, version: int) -> DeliveryResult:
         then = (
@@ -253,10 +245,12 @@ class PaddleDestination(SinkDestination[PaddleApi]):
             if txn.status == "canceled"
             else "issue a Paddle adjustment (credit) for the difference, or cancel it and resend"
         )
-        return self._done(
-            client,
-            txn,
-            RunStatus.INVOICE_ALREADY_PAID,
-            f"Paddle transaction {txn.id} is {txn.status}; bill version {version} was not "
-            f"applied because billsync never changes a billed transaction: {then}",
+        return locked(
+            txn.id,
+            client.dashboard_url(txn.id),
+            STATES.get(txn.status, InvoiceState.FINALIZED),
+            provider="Paddle",
+            provider_status=txn.status,
+            bill_version=version,
+            then=then,
         )

@@ -29,7 +29,7 @@ def paddle_runner(
     cipher: CredentialCipher | None = None,
 ) -> SinkRunner:
     runner = SinkRunner(settings, destination, options, cipher)
-    destination.use_mappings(runner.mapping_index.for_account)
+    destination.use_mappings(runner.state.mappings_for)
     return runner
 
 
