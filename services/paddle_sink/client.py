@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 
 from shared.contracts import Destination
+from shared.sinks.destination import RATE_LIMIT_WAIT
 from shared.sinks.limits import QuotaLimiter
 
 API_VERSION = "1"
@@ -146,7 +147,8 @@ class PaddleApi:
     ) -> dict[str, Any]:
         if self.limiter is None:
             return await self._send(method, path, json, params)
-        await self.limiter.acquire(f"{method} {path}")
+        waited = await self.limiter.acquire(f"{method} {path}")
+        RATE_LIMIT_WAIT.labels("paddle").observe(waited)  # the framework's wait metric
         try:
             return await self._send(method, path, json, params)
         finally:

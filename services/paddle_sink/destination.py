@@ -37,6 +37,7 @@ from shared.contracts import (
 )
 from shared.credentials import Credential
 from shared.credentials.models import PaddleCredential
+from shared.logging import get_logger
 from shared.sinks.classify import classify_response, parse_retry_after
 from shared.sinks.destination import (
     DeliveryRequest,
@@ -62,6 +63,7 @@ from .mapping import (
     resolve_parties,
 )
 
+log = get_logger("sink")
 MappingLookup = Callable[[ExternalSystem, str], Sequence[ExternalMapping]]
 
 PER_MINUTE = 240  # per client IP, every credential together
@@ -185,6 +187,11 @@ class PaddleDestination(SinkDestination[PaddleApi]):
             )
         if found is None and request.recovering:
             found = await self._look_up(request, plan, client, calls)
+            log.info(
+                "paddle_recovery_lookup",
+                found=found.id if found else None,
+                status=found.status if found else None,
+            )
         if found is None:
             body = plan.body()
             created = await calls.call(
