@@ -3,6 +3,7 @@ environment, the per-IP limit, pagination, faults and inspection."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -283,6 +284,16 @@ async def test_faults_drop_after_commit_and_5xx(
     assert status == 503 and answer["error"]["type"] == "api_error"
     assert len(paddle.transactions()) == 1
     assert paddle.stats["dropped_after_commit"] == 1
+    paddle.configure(
+        faults={"rules": [{"path_prefix": "/transactions", "action": "drop_before_commit"}]}
+    )
+    with pytest.raises(aiohttp.ClientError):
+        await post(http, "/transactions", manual(ids))
+    assert len(paddle.transactions()) == 1  # nothing written
+    paddle.configure(faults={"latency_ms": 50, "rules": []})
+    started = asyncio.get_running_loop().time()
+    status, _ = await post(http, "/transactions", manual(ids))
+    assert status == 201 and asyncio.get_running_loop().time() - started >= 0.05
 
 
 async def test_inspect_and_seed_over_http(paddle: FakePaddle) -> None:
