@@ -21,8 +21,6 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 
 from shared.contracts import Destination
-from shared.sinks.destination import RATE_LIMIT_WAIT
-from shared.sinks.limits import QuotaLimiter
 
 API_VERSION = "1"
 LIVE_API_BASE = "https://api.paddle.com"
@@ -116,8 +114,6 @@ class PaddleApi:
     api_base: str
     destination: Destination
     timeout: float = 30.0
-    # The process-wide budget (Paddle counts per client IP): every request draws from it.
-    limiter: QuotaLimiter | None = None
     _session: aiohttp.ClientSession | None = field(default=None, repr=False)
 
     def _http(self) -> aiohttp.ClientSession:
@@ -144,22 +140,6 @@ class PaddleApi:
         *,
         json: Mapping[str, Any] | None = None,
         params: Mapping[str, str] | None = None,
-    ) -> dict[str, Any]:
-        if self.limiter is None:
-            return await self._send(method, path, json, params)
-        waited = await self.limiter.acquire(f"{method} {path}")
-        RATE_LIMIT_WAIT.labels("paddle").observe(waited)  # the framework's wait metric
-        try:
-            return await self._send(method, path, json, params)
-        finally:
-            self.limiter.release()
-
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        json: Mapping[str, Any] | None,
-        params: Mapping[str, str] | None,
     ) -> dict[str, Any]:
         async with self._http().request(method, path.lstrip("/"), json=json, params=params) as resp:
             try:

@@ -17,9 +17,9 @@ Recovery story (Paddle has no idempotency key and no filter on custom_data):
   `custom_data` (bill id and configuration id); found, it continues from that transaction.
 
 Paddle allows 240 requests a minute per client IP, for every credential together, and a
-429 blocks the IP for 60 s: every request of this process (every credential, every
-configuration, connection checks too) draws from one `QuotaLimiter` with Paddle's window
-(`Scope.PROCESS`), run just under the limit, so the sink never reaches it."""
+429 blocks the IP for 60 s: `provider_limits` is Paddle's window with `Scope.PROCESS`, so
+the framework gives every request of this process (every credential, every
+configuration) one `QuotaLimiter`, run just under the limit: the sink never reaches it."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ from shared.contracts import (
 from shared.credentials import Credential
 from shared.credentials.models import PaddleCredential
 from shared.logging import get_logger
-from shared.sinks.classify import classify_response, parse_retry_after
+from shared.sinks.classify import classify_response
 from shared.sinks.destination import (
     DeliveryRequest,
     DeliveryResult,
@@ -47,7 +47,7 @@ from shared.sinks.destination import (
 )
 from shared.sinks.errors import AuthenticationError, FatalBillError, SinkError
 from shared.sinks.invoice_map import InvoiceState
-from shared.sinks.limits import ProviderLimits, QuotaLimiter, Scope, Window
+from shared.sinks.limits import ProviderLimits, Scope, Window
 from shared.sinks.ratelimit import RateSpec
 from shared.sinks.results import done, locked
 
@@ -107,20 +107,19 @@ class PaddleDestination(SinkDestination[PaddleApi]):
         self.timeout = timeout
         self.mappings = mappings
         self.limits = limits or paddle_limits()
-        # One budget for the whole process: Paddle counts per client IP.
-        self.limiter = QuotaLimiter(self.limits)
 
     def use_mappings(self, lookup: MappingLookup) -> None:
         """The external mappings the runner keeps (its MappingIndex.for_account)."""
         self.mappings = lookup
 
     def rate_spec(self, destination: Destination, credential: Credential) -> RateSpec:
-        # The per-credential limiter adds nothing: the process-wide one gates every request.
-        return RateSpec(None)
+        # Not used: provider_limits replaces the per-second limiter.
+        return RateSpec(self.limits.windows[0].limit / self.limits.windows[0].seconds)
 
     def provider_limits(
         self, destination: Destination, credential: Credential
     ) -> ProviderLimits | None:
+        """One budget for the whole process: Paddle counts per client IP."""
         return self.limits
 
     def make_client(self, destination: Destination, credential: Credential) -> PaddleApi:
@@ -136,7 +135,6 @@ class PaddleDestination(SinkDestination[PaddleApi]):
             self.api_base or api_base_for(destination),
             destination,
             timeout=self.timeout,
-            limiter=self.limiter,
         )
 
     async def close_client(self, client: PaddleApi) -> None:
@@ -146,8 +144,6 @@ class PaddleDestination(SinkDestination[PaddleApi]):
         if isinstance(exc, PaddleApiError):
             request = f" [request {exc.request_id}]" if exc.request_id else ""
             message = f"Paddle {exc.status} {exc.code}: {exc.text}{request}"
-            if exc.status == 429:
-                self.limiter.on_rate_limited(parse_retry_after(exc.headers))
             return classify_response(
                 exc.status, message, provider_code=exc.code, headers=exc.headers
             )

@@ -36,7 +36,10 @@ from shared.sinks.errors import (
     RateLimitedError,
 )
 from shared.sinks.invoice_map import InvoiceMapRecord, InvoiceState
+from shared.sinks.limits import QuotaLimiter, Scope, Window
+from shared.sinks.policy import DeliveryPolicy
 from shared.sinks.ratelimit import AdaptiveRateLimiter, RateSpec
+from shared.sinks.standard_tests import MemoryPolicyState
 from tests.support.builders import bill, line
 
 KEY = "pdl_sdbx_apikey_unit"
@@ -101,6 +104,7 @@ class Setup:
         existing: DeliveryResult | None = None,
         recovering: bool = False,
         credential: PaddleCredential | None = None,
+        limiter: QuotaLimiter | None = None,
     ) -> tuple[DeliveryResult, ProviderCalls]:
         dest = self.destination
         config = envelope.integration_config
@@ -115,7 +119,9 @@ class Setup:
                 updated_at=datetime.now(UTC),
             )
         client = dest.make_client(config.destination, credential or self.credential)
-        calls = ProviderCalls("paddle", AdaptiveRateLimiter(RateSpec(None)), dest.classify)
+        calls = ProviderCalls(
+            "paddle", limiter or AdaptiveRateLimiter(RateSpec(None)), dest.classify
+        )
         request = DeliveryRequest(envelope, config, "unused", record, recovering, 1, "run-1")
         try:
             return await dest.deliver(request, client, calls), calls
@@ -227,31 +233,31 @@ async def test_paddles_error_becomes_the_run_text(setup: Setup) -> None:
     assert "address_id:" in message and "[request " in message
 
 
-async def test_one_budget_for_every_credential_of_the_process(setup: Setup) -> None:
+def test_one_budget_for_every_credential_of_the_process(setup: Setup) -> None:
     assert setup.fake.url
-    dest = PaddleDestination(
-        api_base=setup.fake.url, mappings=setup.lookup, limits=paddle_limits(per_minute=4)
-    )
-    other = PaddleCredential(id="cred-2", api_key=SecretStr(KEY))
-    a = dest.make_client(Destination.PADDLE_SANDBOX, setup.credential)
-    b = dest.make_client(Destination.PADDLE_SANDBOX, other)
-    try:
-        assert a.limiter is b.limiter is dest.limiter
-        for client in (a, b, a):  # floor(4 x 0.95) = 3 calls a minute, whichever key
-            await client.ping()
-        assert dest.limiter.state.wait("GET /transactions", time.monotonic()) > 50
-    finally:
-        await a.close()
-        await b.close()
+    dest = PaddleDestination(api_base=setup.fake.url, limits=paddle_limits(per_minute=4))
+    other = PaddleCredential(id="cred-2", api_key=SecretStr(LIVE_KEY))
+    mine = dest.provider_limits(Destination.PADDLE_SANDBOX, setup.credential)
+    theirs = dest.provider_limits(Destination.PADDLE, other)
+    assert mine == theirs and mine is not None
+    assert mine.scope is Scope.PROCESS and mine.windows == (Window(4, 60.0),)
+    # The framework's policy gives both credentials (both environments) one limiter.
+    policy = DeliveryPolicy(dest, MemoryPolicyState())
+    sandbox = setup.envelope(sample_bill()).integration_config
+    live = setup.envelope(sample_bill(), "PADDLE").integration_config
+    assert policy._limiter_for(sandbox, setup.credential) is policy._limiter_for(live, other)
 
 
-async def test_a_429_blocks_the_whole_process_for_retry_after(setup: Setup) -> None:
+async def test_a_429_blocks_the_process_budget_for_retry_after(setup: Setup) -> None:
     setup.fake.configure(rate_limits={"enabled": True, "per_window": 1})
-    await setup.deliver(setup.envelope(sample_bill()))
+    limits = setup.destination.provider_limits(Destination.PADDLE_SANDBOX, setup.credential)
+    assert limits is not None
+    limiter = QuotaLimiter(limits)
+    await setup.deliver(setup.envelope(sample_bill()), limiter=limiter)
     with pytest.raises(RateLimitedError) as caught:
-        await setup.deliver(setup.envelope(sample_bill(id="bill-2")))
+        await setup.deliver(setup.envelope(sample_bill(id="bill-2")), limiter=limiter)
     assert caught.value.retry_after == 60
-    assert setup.destination.limiter.state.blocked_until > time.monotonic() + 55
+    assert limiter.state.blocked_until > time.monotonic() + 55
 
 
 def test_rate_limit_setting() -> None:
