@@ -6,7 +6,7 @@ UV ?= python3 -m uv
 export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092
 
 .PHONY: setup kafka-up kafka-down up down test test-unit lint typecheck schemas check-schemas \
-        bench-router bench-stripe bench-paddle soak clean
+        bench-router bench-stripe bench-paddle bench-batching soak clean
 
 setup: .venv/.synced
 
@@ -58,6 +58,10 @@ bench-stripe: setup kafka-up
 
 bench-paddle: setup kafka-up
 	$(PY) -m benchmarks.paddle
+
+# Batch path, limits and two instances (about 5 minutes: 2-minute batched window).
+bench-batching: setup kafka-up
+	$(PY) -m benchmarks.batching
 
 # Issue 7's fault soak (a few minutes): 5xx, drops after commit, kill -9, rebalances.
 soak: setup kafka-up

@@ -1,6 +1,6 @@
 """Inbound Stripe webhooks on a real broker: verification, de-duplication that survives a
 restart, the published status (the invoice map is the sink's to write: only sinks write
-it, tests/integration/test_sink_framework_kafka.py shows the status reaching it)."""
+it, tests/integration/test_sink_framework_v2.py shows the status reaching it)."""
 
 from __future__ import annotations
 
