@@ -250,8 +250,11 @@ class DeliveryPolicy:
         ):
             m.DEDUPLICATED.labels(self.family).inc()
             log.info("dispatch_already_delivered", external_id=existing.external_id)
-            await self._emit_run(
-                envelope, run_id, RunStatus.COMPLETE, existing.external_id, existing.url
+            # Durable before the record counts as finished (its offset is then committed).
+            await (
+                await self._emit_run(
+                    envelope, run_id, RunStatus.COMPLETE, existing.external_id, existing.url
+                )
             )
             return
         if (
