@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import Counter, Gauge
 
 RESULTS_CONSUMED = Counter(
@@ -10,6 +12,11 @@ RESULTS_CONSUMED = Counter(
 SUCCESSIVE_ERRORS = Gauge(
     "billsync_monitor_successive_errors",
     "Successive error events per configuration (reset by a complete run or re-enabling)",
+    ["integration_config_id"],
+)
+CONFIG_ENABLED = Gauge(
+    "billsync_monitor_configuration_enabled",
+    "1 while the configuration is enabled, 0 while disabled (auto-disabled or by hand)",
     ["integration_config_id"],
 )
 CONFIGS_DISABLED = Counter(
@@ -32,3 +39,12 @@ WEBHOOKS = Counter(
     "Outbound invoice.billing_provider_error deliveries, by outcome",
     ["outcome"],
 )
+
+
+def show_enabled(config_id: str, enabled: bool | None) -> None:
+    """Track a configuration's enabled flag (None: the configuration was deleted)."""
+    if enabled is None:
+        with contextlib.suppress(KeyError):  # never seen enabled or disabled
+            CONFIG_ENABLED.remove(config_id)
+        return
+    CONFIG_ENABLED.labels(config_id).set(1 if enabled else 0)
