@@ -72,3 +72,16 @@ def test_rules_unit_tests(test_file: Path, tmp_path: Path) -> None:
         [promtool(), "test", "rules", str(prepared)], capture_output=True, text=True
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_local_stack_config_is_valid() -> None:
+    """`make up` runs Prometheus with deploy/prometheus/local.yml (rules included)."""
+    config = PROM / "local.yml"
+    done = subprocess.run(
+        [promtool(), "check", "config", str(config)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    jobs = {j["job_name"] for j in yaml.safe_load(config.read_text())["scrape_configs"]}
+    assert jobs == {
+        f"billsync-{s}" for s in ("router", "stripe-sink", "monitor", "control", "webhooks")
+    }
