@@ -12,7 +12,10 @@ from aiokafka.conn import create_conn
 from aiokafka.errors import KafkaConnectionError, KafkaError, SaslAuthenticationFailed
 from aiokafka.helpers import create_ssl_context
 
+from shared.logging import get_logger
 from shared.settings import KafkaSecurity
+
+log = get_logger(__name__)
 
 
 def kafka_options(
@@ -62,11 +65,12 @@ async def check_access(
         conn.close()
         return
     problem = next((p for e in failures if (p := access_problem(e, bootstrap_servers))), None)
-    raise KafkaAccessError(
-        problem
-        or f"could not connect to the Kafka broker at {bootstrap_servers}: check "
+    message = problem or (
+        f"could not connect to the Kafka broker at {bootstrap_servers}: check "
         "KAFKA_BOOTSTRAP_SERVERS and the BILLSYNC_KAFKA_* settings"
     )
+    log.error("kafka_access_failed", reason=message)
+    raise KafkaAccessError(message)
 
 
 def ssl_context(security: KafkaSecurity) -> ssl.SSLContext:

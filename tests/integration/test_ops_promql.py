@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from subprocess import Popen
 
 import aiohttp
 import pytest
@@ -75,7 +75,7 @@ def services(stack: StripeStack, ports: dict[str, int]) -> Iterator[None]:
         "stripe-sink": "services.stripe_sink",
         "monitor": "services.monitor",
     }
-    procs: list[Popen[bytes]] = []
+    procs: list[subprocess.Popen[bytes]] = []
     try:
         for name, module in modules.items():
             extra = {**env, "BILLSYNC_HTTP_PORT": str(ports[name])}
@@ -87,8 +87,9 @@ def services(stack: StripeStack, ports: dict[str, int]) -> Iterator[None]:
         for proc in procs:
             try:
                 proc.wait(20)
-            except TimeoutError:
+            except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait()
 
 
 async def wait_healthy(ports: dict[str, int], timeout: float = 60) -> None:
