@@ -19,6 +19,10 @@ CONFIG_ENABLED = Gauge(
     "1 while the configuration is enabled, 0 while disabled (auto-disabled or by hand)",
     ["integration_config_id"],
 )
+ERROR_THRESHOLD = Gauge(
+    "billsync_monitor_error_threshold",
+    "Successive errors at which the monitor disables a configuration (its setting)",
+)
 CONFIGS_DISABLED = Counter(
     "billsync_monitor_configurations_disabled_total",
     "Configurations disabled automatically after successive errors",

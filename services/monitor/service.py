@@ -100,6 +100,7 @@ class MonitorService:
         await self.store.ensure_topic()
         await self.producer.start()
         self.states.update(await self.store.load())
+        m.ERROR_THRESHOLD.set(self.m.error_threshold)
         for state in self.states.values():
             m.SUCCESSIVE_ERRORS.labels(state.integration_config_id).set(state.successive_errors)
         await self.configs.start()

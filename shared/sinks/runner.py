@@ -351,7 +351,7 @@ class SinkRunner:
                 attempt,
                 run_id,
             )
-            calls = ProviderCalls(self.family, limiter, self.destination.classify)
+            calls = ProviderCalls(self.family, limiter, self.destination.classify, credential.id)
             try:
                 urgent = attempt > 1
                 async with (

@@ -1,10 +1,11 @@
 """Every PromQL expression of the dashboards and alert rules, asked of a real Prometheus
-scraping the real router, Stripe sink and monitor (subprocesses, each with its own
-/metrics) while bills flow through them: each expression is valid, names metrics and
+scraping the real router, Stripe sink, monitor and control plane (subprocesses, each with
+its own /metrics) while bills flow through them: each expression is valid, names metrics and
 labels that exist, and returns series where the traffic makes data.
 
 The traffic: bills for two configurations, one whose credential the local Stripe refuses
-(AUTH_FAILED, errors, successive errors), a few 429s (retries), a malformed bill (dead
+(AUTH_FAILED, successive errors, then disabled by the monitor through the control plane),
+a few 429s (retries), a malformed bill (dead
 letter), sent in two waves so counters move between scrapes (increase() and rate() of a
 series need two samples)."""
 
@@ -42,7 +43,6 @@ MAY_BE_EMPTY = {
     "configuration.json: Quota remaining A",
     "rule BillsyncConsumerLagging",
     "rule BillsyncConsumerStalled",
-    "rule BillsyncConfigurationAutoDisabled",
     "rule BillsyncRateLimitedSustained",
     "rule BillsyncDailyQuotaNearlySpent",
     "rule BillsyncServiceDown",
@@ -61,16 +61,24 @@ def bills(prefix: str, n: int) -> list[tuple[bytes, bytes]]:
 
 
 @contextlib.contextmanager
-def services(stack: StripeStack, ports: dict[str, int]) -> Iterator[None]:
+def services(stack: StripeStack, ports: dict[str, int], folder: Path) -> Iterator[None]:
     env = {
         "BILLSYNC_STRIPE_API_BASE": stack.url,
         "BILLSYNC_CREDENTIALS_KEY": stack.key,
         "BILLSYNC_SINK_RETRY_BASE_DELAY": "0.05",
         "BILLSYNC_SINK_RETRY_MAX_DELAY": "0.3",
-        "BILLSYNC_MONITOR_ERROR_THRESHOLD": "3",
-        "BILLSYNC_MONITOR_CONTROL_URL": f"http://127.0.0.1:{free_port()}",  # nobody: no disable
+        # Six: the bad configuration's 4 errors of the first wave leave it enabled, so the
+        # router dispatches the whole second wave; its 6th error disables it.
+        "BILLSYNC_MONITOR_ERROR_THRESHOLD": "6",
+        "BILLSYNC_CONTROL_URL": f"http://127.0.0.1:{ports['control']}",
+        "BILLSYNC_CONTROL_HOST": "127.0.0.1",
+        "BILLSYNC_CONTROL_PORT": str(ports["control"]),
+        "BILLSYNC_CONTROL_ADMIN_TOKENS": '["ops-test-admin-token"]',
+        "BILLSYNC_MONITOR_ADMIN_TOKEN": "ops-test-admin-token",
+        "BILLSYNC_CONTROL_DATABASE_URL": f"sqlite+aiosqlite:///{folder / 'control.db'}",
     }
     modules = {
+        "control": "services.control",
         "router": "services.router",
         "stripe-sink": "services.stripe_sink",
         "monitor": "services.monitor",
@@ -130,7 +138,7 @@ def instances(expressions: list[Expression]) -> list[tuple[str, Expression, str]
 async def test_every_dashboard_and_rule_expression_on_a_live_stack(
     settings: Settings, tmp_path: Path
 ) -> None:
-    ports = {name: free_port() for name in ("router", "stripe-sink", "monitor")}
+    ports = {name: free_port() for name in ("control", "router", "stripe-sink", "monitor")}
     async with stripe_stack(settings, keys=("sk_test_good",), customers=5) as stack:
         await stack.credential("cred-good", "sk_test_good")
         await stack.credential("cred-bad", "sk_test_revoked")
@@ -143,7 +151,7 @@ async def test_every_dashboard_and_rule_expression_on_a_live_stack(
         )
         bootstrap, topic = settings.kafka_bootstrap_servers, settings.topics.name("bill_generated")
         targets = {f"billsync-{name}": f"127.0.0.1:{port}" for name, port in ports.items()}
-        with services(stack, ports), prometheus(tmp_path, targets) as url:
+        with services(stack, ports, tmp_path), prometheus(tmp_path, targets) as url:
             api = PrometheusApi(url)
             await wait_healthy(ports)
             await publish(bootstrap, topic, bills("wave1", 4))
@@ -155,7 +163,16 @@ async def test_every_dashboard_and_rule_expression_on_a_live_stack(
             await stack.wait_final_runs(16)
             await wait_for_value(api, "sum(billsync_sink_configuration_runs_total)", 16, 30)
             await wait_for_value(api, "sum(billsync_dead_letters_total)", 1, 30)
-            await wait_for_value(api, "count(billsync_kafka_consumer_lag)", 1, 30)
+            # Every consuming service reports the lag of its own group.
+            prefix = settings.consumer_group_prefix
+            groups = {f"{prefix}-{g}" for g in ("router", "stripe-sink", "monitor")}
+            groups.add(f"{prefix}-control-ingest")
+            await wait_for_value(
+                api, "count(count by (group) (billsync_kafka_consumer_lag))", 4, 30
+            )
+            reported = await api.series("count by (group) (billsync_kafka_consumer_lag)")
+            assert {s["metric"]["group"] for s in reported} == groups
+            await wait_for_value(api, "sum(billsync_monitor_configurations_disabled_total)", 1, 30)
             await check_expressions(api)
 
 
