@@ -147,4 +147,6 @@ def test_autoscaling_follows_lag_within_partitions(objects: list[dict[str, Any]]
             assert meta["consumerGroup"] == groups[name]
             assert meta["bootstrapServers"] == bootstrap
             assert topics[meta["topic"]]["partitions"] == partitions
-        assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"] <= partitions
+        assert 2 <= spec["minReplicaCount"] <= spec["maxReplicaCount"] <= partitions
+        # KEDA owns the replica count: a fixed one in the Deployment would fight it.
+        assert "replicas" not in deployments[spec["scaleTargetRef"]["name"]]["spec"], name
