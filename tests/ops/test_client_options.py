@@ -3,6 +3,7 @@ every client; incomplete settings are refused saying what is missing."""
 
 from __future__ import annotations
 
+import ast
 import ssl
 from pathlib import Path
 
@@ -60,3 +61,32 @@ def test_the_password_is_a_secret() -> None:
 def test_incomplete_settings_are_refused(fields: dict[str, str], says: str) -> None:
     with pytest.raises(ValidationError, match=says):
         KafkaSecurity(**fields)  # type: ignore[arg-type]
+
+
+KAFKA_CLIENTS = {"AIOKafkaConsumer", "AIOKafkaProducer", "AIOKafkaAdminClient"}
+
+
+def test_every_kafka_client_is_built_with_the_security_settings() -> None:
+    """Every construction of an aiokafka client in the repository (services, tools, tests,
+    benchmarks) takes its options from kafka_options, so no client ignores TLS/SASL."""
+    root = Path(__file__).resolve().parents[2]
+    bypassing = []
+    for path in sorted(root.glob("**/*.py")):
+        if ".venv" in path.parts:
+            continue
+        source = path.read_text()
+        if not any(name in source for name in KAFKA_CLIENTS):
+            continue
+        tree = ast.parse(source)
+        for func in ast.walk(tree):
+            if not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for call in ast.walk(func):
+                if (
+                    isinstance(call, ast.Call)
+                    and isinstance(call.func, ast.Name)
+                    and call.func.id in KAFKA_CLIENTS
+                    and "kafka_options(" not in (ast.get_source_segment(source, func) or "")
+                ):
+                    bypassing.append(f"{path.relative_to(root)}:{call.lineno}")
+    assert not bypassing, f"build these clients with **kafka_options(...): {bypassing}"
