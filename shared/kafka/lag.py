@@ -64,7 +64,7 @@ class LagWatcher:
         while True:
             try:
                 await self.measure()
-            except KafkaError as exc:  # the broker is unreachable: try again next round
+            except (KafkaError, OSError, TimeoutError) as exc:  # broker unreachable: next round
                 log.warning("consumer_lag_unavailable", group=self.group, error=str(exc)[:300])
             await asyncio.sleep(self.interval)
 
@@ -72,7 +72,8 @@ class LagWatcher:
         """One measurement: sets the gauges and returns the lag of every owned partition."""
         assigned = set(self._consumer.assignment())
         self._forget(self._reported - assigned)
-        if not assigned:
+        if not assigned:  # an idle instance (more instances than partitions) measures nothing
+            UPDATED.labels(self.group).set_to_current_time()
             return {}
         ordered = sorted(assigned)
         ends = await self._consumer.end_offsets(ordered)
