@@ -15,6 +15,7 @@ from pathlib import Path
 import psutil
 from aiokafka.admin import AIOKafkaAdminClient
 
+from shared.kafka.client_options import kafka_options
 from shared.settings import Settings, TopicNames
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,7 +73,7 @@ def spawn(module: str, settings: Settings, **extra: str) -> subprocess.Popen[byt
 
 
 async def committed_total(bootstrap: str, group: str, topics: set[str]) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_options(bootstrap))
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(group)

@@ -24,6 +24,7 @@ from benchmarks.common import (
     wait_committed,
 )
 from shared.contracts import IntegrationConfig, parse_config
+from shared.kafka.client_options import kafka_options
 from shared.kafka.producer import make_producer
 from shared.kafka.topics import delete_topics_with_prefix, ensure_topics
 from shared.sampledata import COUNTRIES, TIERS, make_accounts, make_bills
@@ -143,7 +144,7 @@ async def latency_phase(settings: Settings, count: int, rate: int) -> tuple[floa
 
 
 async def topic_total(bootstrap: str, topics: list[str]) -> int:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(**kafka_options(bootstrap))
     await consumer.start()
     try:
         cluster = await consumer._client.fetch_all_metadata()

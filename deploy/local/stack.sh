@@ -63,6 +63,7 @@ up() {
   start stripe-sink 9302 "$billsync" stripe-sink
   start monitor 9303 "$billsync" monitor
   start webhooks 8090 "$billsync" webhooks
+  start prometheus 9090 deploy/prometheus/local.sh "$state"   # scrapes every service, alert rules loaded
   wait_http http://127.0.0.1:9301/health router
   wait_http http://127.0.0.1:9302/health stripe-sink
   "$billsync" produce-sample --accounts 12 --bills 40 --lines 12
@@ -73,6 +74,7 @@ up() {
   echo "  Stripe sink metrics:            curl -s http://127.0.0.1:9302/metrics | grep billsync_sink"
   echo "  integration runs (API):         curl -s -H 'Authorization: Bearer local-read-token' http://127.0.0.1:8700/integrationruns"
   echo "  integration runs (CLI):         BILLSYNC_CONTROL_URL=$BILLSYNC_CONTROL_URL BILLSYNC_CONTROL_TOKEN=local-read-token .venv/bin/billsync runs list"
+  echo "  Prometheus (graphs, alerts):    http://127.0.0.1:9090/alerts  (dashboards: deploy/grafana/)"
   echo "  service logs:                   .local/stack/logs/"
   echo "Stop everything with: make down"
 }

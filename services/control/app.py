@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+import shared.buildinfo  # noqa: F401  (billsync_build_info on /metrics)
 from services.control import (
     configs_api,
     credentials_api,

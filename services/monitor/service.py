@@ -26,6 +26,8 @@ from shared.contracts import (
     ResultRecordAdapter,
     parse_config,
 )
+from shared.kafka.client_options import kafka_options
+from shared.kafka.lag import LagWatcher
 from shared.kafka.producer import make_producer
 from shared.kafka.table import CompactedTable
 from shared.kafka.topics import ensure_topics
@@ -64,11 +66,12 @@ class MonitorService:
         )
         self.consumer = AIOKafkaConsumer(
             self.results_topic,
-            bootstrap_servers=bootstrap,
+            **kafka_options(bootstrap),
             group_id=f"{settings.consumer_group_prefix}-monitor",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
         )
+        self.lag = LagWatcher(self.consumer, f"{settings.consumer_group_prefix}-monitor")
         token = self.m.admin_token.get_secret_value() if self.m.admin_token else None
         self.disabler = disabler or HttpConfigDisabler(
             self.m.control_url, token, self.m.control_timeout
@@ -97,10 +100,12 @@ class MonitorService:
         await self.store.ensure_topic()
         await self.producer.start()
         self.states.update(await self.store.load())
+        m.ERROR_THRESHOLD.set(self.m.error_threshold)
         for state in self.states.values():
             m.SUCCESSIVE_ERRORS.labels(state.integration_config_id).set(state.successive_errors)
         await self.configs.start()
         await self.consumer.start()
+        self.lag.start()
         await self.notifier.start()
         port = await self.http.start(self.settings.http_host, self.settings.http_port)
         self._tasks.append(asyncio.create_task(self.actions.run(), name="monitor-actions"))
@@ -120,6 +125,7 @@ class MonitorService:
         await cancel_and_wait(*self._tasks)
         await self.http.stop()
         await self.notifier.stop()
+        await self.lag.stop()
         await self.consumer.stop()
         await self.configs.stop()
         await self.producer.stop()
@@ -141,6 +147,7 @@ class MonitorService:
 
     def _config_changed(self, key: str, config: IntegrationConfig | None) -> None:
         previous = self._previous.pop(key, None)
+        m.show_enabled(key, config.enabled if config else None)
         if config is None:
             return
         self._previous[key] = config

@@ -25,7 +25,9 @@ from shared.contracts import (
     parse_config,
 )
 from shared.filters import FilterSyntaxError
+from shared.kafka.client_options import kafka_options
 from shared.kafka.deadletter import send_dead_letter
+from shared.kafka.lag import LagWatcher
 from shared.kafka.producer import make_producer
 from shared.kafka.table import CompactedTable
 from shared.kafka.topics import ensure_topics
@@ -82,12 +84,13 @@ class RouterService:
             self.topic_generated,
             self.topic_approved,
             self.topic_replay,
-            bootstrap_servers=bootstrap,
+            **kafka_options(bootstrap),
             group_id=f"{settings.consumer_group_prefix}-router",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
+        self.lag = LagWatcher(self.consumer, f"{settings.consumer_group_prefix}-router")
         self.http = ObservabilityServer(SERVICE, self._health)
         self._builder = EnvelopeBuilder({})
         self._running = False
@@ -102,6 +105,7 @@ class RouterService:
         for table in (self.configs, self.accounts, self.mappings):
             await table.start()
         await self.consumer.start()
+        self.lag.start()
         port = await self.http.start(self.settings.http_host, self.settings.http_port)
         self._started = True
         log.info("router_started", http_port=port, configurations=len(self.routes))
@@ -109,6 +113,7 @@ class RouterService:
     async def stop(self) -> None:
         self._running = False
         await self.http.stop()
+        await self.lag.stop()
         await self.consumer.stop()
         for table in (self.configs, self.accounts, self.mappings):
             await table.stop()

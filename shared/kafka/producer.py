@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from aiokafka import AIOKafkaProducer
 
+from shared.kafka.client_options import kafka_options
+
 
 def make_producer(bootstrap_servers: str, **overrides: object) -> AIOKafkaProducer:
     options: dict[str, object] = {
-        "bootstrap_servers": bootstrap_servers,
+        **kafka_options(bootstrap_servers),
         "acks": "all",
         "enable_idempotence": True,
         "linger_ms": 5,

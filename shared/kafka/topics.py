@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from shared.kafka.client_options import check_access, kafka_options
 from shared.logging import get_logger
 from shared.settings import Settings
 
@@ -58,7 +59,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
 async def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> list[str]:
     """Create any missing topic; existing topics are left as they are. Returns created names."""
     specs = specs if specs is not None else topic_specs(settings)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await check_access(settings.kafka_bootstrap_servers)  # a clear message, not a timeout
+    admin = AIOKafkaAdminClient(**kafka_options(settings.kafka_bootstrap_servers))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -83,7 +85,7 @@ async def delete_topics_with_prefix(bootstrap_servers: str, prefix: str) -> list
     """Delete every topic whose name starts with `prefix` (test and benchmark namespaces)."""
     if not prefix:
         raise ValueError("refusing to delete every topic: give a non-empty prefix")
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = AIOKafkaAdminClient(**kafka_options(bootstrap_servers))
     await admin.start()
     try:
         names = [t for t in await admin.list_topics() if t.startswith(prefix)]

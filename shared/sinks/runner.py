@@ -33,7 +33,9 @@ from shared.contracts import (
 )
 from shared.credentials import Credential, CredentialCipher
 from shared.credentials.store import CredentialStore
+from shared.kafka.client_options import kafka_options
 from shared.kafka.deadletter import send_dead_letter
+from shared.kafka.lag import LagWatcher
 from shared.kafka.producer import make_producer
 from shared.kafka.table import CompactedTable
 from shared.kafka.topics import ensure_topics
@@ -105,11 +107,12 @@ class SinkRunner:
         self.producer = make_producer(bootstrap)
         self.consumer = AIOKafkaConsumer(
             self.topic,
-            bootstrap_servers=bootstrap,
+            **kafka_options(bootstrap),
             group_id=f"{settings.consumer_group_prefix}-{self.family}-sink",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
         )
+        self.lag = LagWatcher(self.consumer, f"{settings.consumer_group_prefix}-{self.family}-sink")
         self._trackers: dict[TopicPartition, OffsetTracker] = {}
         self._committed: dict[TopicPartition, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -134,6 +137,7 @@ class SinkRunner:
             await table.start()
         await self.credentials.start()
         await self.consumer.start()
+        self.lag.start()
         self._started = True
         log.info("sink_started", destination=self.family, topic=self.topic)
 
@@ -143,6 +147,7 @@ class SinkRunner:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._commit()
+        await self.lag.stop()
         await self.consumer.stop()
         await self.credentials.stop()
         for table in (self.configs, self.mappings, self.invoice_map):
@@ -346,7 +351,7 @@ class SinkRunner:
                 attempt,
                 run_id,
             )
-            calls = ProviderCalls(self.family, limiter, self.destination.classify)
+            calls = ProviderCalls(self.family, limiter, self.destination.classify, credential.id)
             try:
                 urgent = attempt > 1
                 async with (
@@ -383,7 +388,7 @@ class SinkRunner:
                 await self._emit_run(
                     envelope, run_id, err.run_status, error=err.message, attempt=attempt
                 )
-                await asyncio.sleep(delay)  # outside the slots: others keep going
+                await m.wait_for_retry(self.family, config.id, delay)  # outside the slots
                 attempt += 1
                 recovering = True
 
@@ -522,7 +527,7 @@ class SinkRunner:
                 )
             )
         await asyncio.gather(*pending)
-        m.RUNS.labels(self.family, status.value).inc()
+        m.record_run(self.family, envelope, status)
         log.info(
             "run_finished",
             status=status.value,

@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 from services.replay.options import ReplayInputError, ReplayOptions
 from services.replay.runner import Replayer, ReplayStats
 from shared.contracts import ReplayRequest
+from shared.kafka.client_options import kafka_options
 from shared.kafka.topics import ensure_topics
 from shared.settings import Settings
 from shared.sinks.invoice_map import InvoiceMapRecord, InvoiceState
@@ -33,7 +34,7 @@ async def seed(settings: Settings) -> None:
     """p0: bill-0..bill-4 at T0+0..4 min (acc-1 even, acc-2 odd); p1: bill-5..7 at
     T0+10..12 min; p2 empty. A malformed record closes p1."""
     await ensure_topics(settings)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    producer = AIOKafkaProducer(**kafka_options(settings.kafka_bootstrap_servers), acks="all")
     await producer.start()
     topic = settings.topics.name("bill_generated")
     try:
