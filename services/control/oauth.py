@@ -171,7 +171,8 @@ def _provider(request: web.Request) -> str:
     provider = request.match_info["provider"]
     if provider not in PROVIDERS:
         raise validation_error(
-            "provider must be stripe or xero", [{"field": "provider", "message": provider}]
+            "provider must be stripe or xero",
+            [{"field": "provider", "message": "stripe or xero"}],
         )
     return provider
 
