@@ -52,7 +52,7 @@ class ControlPlane:
             credentials=CredentialWriter(settings, producer, cipher),
             mappings=MappingWriter(settings, producer),
             users=UserDirectory.load(control.users_file),
-            oauth=OAuthService(control),
+            oauth=OAuthService(control, store.engine),
             ingester=ResultsIngester(settings, store, producer, control.consumer_group),
         )
         self._runner: web.AppRunner | None = None

@@ -18,6 +18,7 @@ from typing import IO, Any
 import aiohttp
 import pytest
 
+from services.control.oauth_state import SESSION_COOKIE
 from shared.contracts import IntegrationEvent, IntegrationRun
 from shared.credentials import generate_key
 from shared.kafka.topics import ensure_topics
@@ -218,9 +219,14 @@ async def _full_run(api: Api, settings: Settings) -> None:
     for provider, cid in (("stripe", "c-st"), ("xero", "c-x")):
         status, start = await api.call("GET", f"/oauth/{provider}/start?configId={cid}")
         assert status == 200
-        state = start["authorizeUrl"].split("state=")[1].split("&")[0]
+        async with api.session.get(start["authorizeUrl"], allow_redirects=False) as begun:
+            state = begun.headers["Location"].split("state=")[1].split("&")[0]
+            cookie = begun.cookies[SESSION_COOKIE].value
         status, _ = await api.call(
-            "GET", f"/oauth/{provider}/callback?code=good-code&state={state}", as_=None
+            "GET",
+            f"/oauth/{provider}/callback?code=good-code&state={state}",
+            as_=None,
+            headers={"Cookie": f"{SESSION_COOKIE}={cookie}"},
         )
         assert status == 200
     # Run history with errors and events.
