@@ -63,6 +63,10 @@ class CredentialWriter:
             raise not_found("integration credential", credential_id)
         return stored
 
+    def unsealed(self, stored: StoredCredential) -> Credential:
+        """The credential with its secrets, for a verifier's one call: never returned."""
+        return unseal(stored, self._cipher)
+
     def all(self) -> list[StoredCredential]:
         return sorted(self.table.values(), key=lambda c: c.id)
 

@@ -19,6 +19,7 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.control import connections
 from services.control.configs_api import attach
 from services.control.context import CTX, ControlContext
 from services.control.errors import ApiError, provider_error, validation_error
@@ -292,6 +293,7 @@ async def _connect(ctx: ControlContext, provider: str, config_id: str, code: str
     actor = f"oauth:{provider}"
     stored = await ctx.credentials.upsert(credential, actor)
     await attach(ctx, config_id, stored.id, actor)
+    await connections.record_verified(ctx, config_id, stored.id)
     log.info(
         "oauth_connected",
         provider=provider,

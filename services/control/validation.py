@@ -4,7 +4,7 @@ the credential it names and the users it notifies. Every problem is reported at 
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date
 from typing import Any
 
 import pydantic
@@ -30,7 +30,7 @@ def as_json(data: Any) -> str:
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, datetime):
+    if isinstance(value, date):  # datetimes too; YAML files have both
         return value.isoformat()
     raise TypeError(type(value).__name__)
 
