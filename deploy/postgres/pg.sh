@@ -18,7 +18,7 @@ default_base() {
   local in_clone="$root/.local/pg" probe="$root"
   [[ -d "$root/.local" ]] && probe="$root/.local"
   [[ -d "$in_clone" ]] && probe="$in_clone"
-  if [[ $(id -u) -ne 0 ]] || runuser -u postgres -- test -x "$probe" 2>/dev/null; then
+  if [[ $(id -u) -ne 0 ]] || (cd / && runuser -u postgres -- test -x "$probe"); then
     echo "$in_clone"
   else
     echo "/var/tmp/billsync-pg-$(printf '%s' "$root" | sha256sum | cut -c1-12)"
@@ -48,7 +48,7 @@ if [[ $(id -u) -eq 0 ]]; then owner=postgres; fi
 
 as_owner() {
   if [[ $(id -u) -eq 0 ]]; then
-    runuser -u postgres -- "$@"
+    (cd / && runuser -u postgres -- "$@")  # the clone may be a folder postgres cannot enter
   else
     "$@"
   fi
@@ -70,7 +70,7 @@ up() {
   mkdir -p -m 0700 "$base" "$sock"
   if [[ $(id -u) -eq 0 ]]; then
     chown postgres: "$base" "$sock"
-    if ! runuser -u postgres -- test -w "$base"; then
+    if ! (cd / && runuser -u postgres -- test -w "$base"); then
       echo "pg: the postgres user cannot reach $base; set BILLSYNC_PG_DIR elsewhere" >&2
       exit 1
     fi
