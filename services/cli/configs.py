@@ -167,11 +167,12 @@ def _one(args: argparse.Namespace) -> int:
         show(args, api.request("POST", path + "/credential", body), COLUMNS)
     elif sub == "disconnect":
         show(args, api.request("DELETE", path + "/credential"), COLUMNS)
-    elif sub == "connection":
+    elif sub in {"connection", "verify"}:
+        method, where = ("GET", "") if sub == "connection" else ("POST", "/verify")
         show(
             args,
-            api.request("GET", path + "/connection"),
-            ["status", "integrationCredentialsId", "reason"],
+            api.request(method, path + "/connection" + where),
+            ["status", "integrationCredentialsId", "lastVerifiedAt", "reason"],
         )
     elif sub == "history":
         show(
@@ -204,6 +205,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         ("connect", "attach a credential (Add/Update Credential)"),
         ("disconnect", "detach its credential"),
         ("connection", "whether its credential works: status, when verified, and why not"),
+        ("verify", "verify its credential now (one cheap call to the provider)"),
         ("history", "who changed its state, and why"),
         ("oauth", "print the provider URL that connects it (Stripe Connect, Xero)"),
     ):

@@ -108,6 +108,8 @@ async def test_creds_mappings_runs_events_resend(
     assert code == 2 and "test mode key" in err() and out.strip() == ""
     code, out = await cli(capsys, "configs", "connection", "cfg-c", "--json")
     assert json.loads(out)["status"] == "NOT_CONNECTED"
+    code, out = await cli(capsys, "configs", "verify", "cfg-c")
+    assert code == 2 and "no credential is attached" in err()
 
     mapping = tmp_path / "mapping.json"
     mapping.write_text(
