@@ -174,18 +174,3 @@ async def test_errors_truncation_version_and_secret_files(
     missing = tmp_path / "nope.yaml"
     code, out = await cli(capsys, "creds", "create", str(missing))
     assert code == 2 and "cannot read" in err()
-
-
-def test_version_and_keygen(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_:
-        build_parser().parse_args(["--version"])
-    assert exit_.value.code == 0 and capsys.readouterr().out.startswith("billsync ")
-
-    out_file = tmp_path / "credentials.key"
-    args = build_parser().parse_args(["credentials", "keygen", "--out", str(out_file)])
-    assert args.func(args) == 0
-    assert out_file.stat().st_mode & 0o777 == 0o600
-    key = out_file.read_text().strip()
-    assert key and key not in capsys.readouterr().out  # the key is in the file, not printed
-    assert args.func(args) == 2  # never overwritten
-    assert "never overwritten" in capsys.readouterr().err

@@ -9,10 +9,7 @@ from typing import Any
 import pytest
 
 from fakes.stripe import FakeStripe
-from services.control.verifiers import verifier_for
 from services.stripe_sink.client import API_BASE_ENV
-from services.stripe_sink.verify import verify_stripe
-from shared.contracts import Destination
 from shared.settings import Settings
 from tests.support.control import Api, api_for
 
@@ -54,12 +51,6 @@ async def attach(api: Api, config_id: str, cred_id: str) -> tuple[int, Any]:
         f"/integrationconfigs/{config_id}/credential",
         json={"integrationCredentialsId": cred_id},
     )
-
-
-def test_the_stripe_verifier_is_found_through_the_registry() -> None:
-    assert verifier_for(Destination.STRIPE_TEST) is verify_stripe
-    assert verifier_for(Destination.STRIPE) is verify_stripe
-    assert verifier_for(Destination.PADDLE) is None  # no verify module: nothing to check
 
 
 async def test_connecting_refuses_keys_that_do_not_work(api: Api, stripe: FakeStripe) -> None:

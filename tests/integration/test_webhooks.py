@@ -371,8 +371,3 @@ async def test_hostile_bodies_with_valid_signatures_are_4xx(settings: Settings) 
         )
         assert resp.status == 413
     assert await status_updates(settings) == []
-
-
-def test_the_service_listens_on_loopback_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("BILLSYNC_WEBHOOKS_HOST", raising=False)
-    assert WebhookSettings().host == "127.0.0.1"
