@@ -87,8 +87,11 @@ async def delete(request: web.Request) -> web.Response:
     raw = request.query.get("version")
     expected = None
     if raw is not None:
-        if not raw.isdigit():
-            raise validation_error("version must be a whole number")
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
+            raise validation_error(
+                "version must be a whole number: the version you are deleting",
+                [{"field": "version", "message": "a whole number"}],
+            )
         expected = int(raw)
     config = await _ctx(request).configs.delete(
         request.match_info["id"], actor_of(request), expected

@@ -101,6 +101,9 @@ async def test_loose_coercion_is_refused(api: Api) -> None:
     assert status == 400 and answer["error"]["details"][0]["field"] == "version"
     status, answer = await api.call("GET", "/integrationconfigs?enabled=yes")
     assert status == 400
+    for version in ("9" * 5000, "²", "1.0"):
+        status, answer = await api.call("DELETE", f"/integrationconfigs/cfg-in?version={version}")
+        assert status == 400 and answer["error"]["details"][0]["field"] == "version"
 
 
 async def test_a_huge_filter_is_refused_while_health_answers(api: Api) -> None:
