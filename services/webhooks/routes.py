@@ -56,7 +56,7 @@ def stripe_webhook_routes(
     return [web.post("/webhooks/stripe/{configId}", handler.handle)]
 
 
-_IN_PROGRESS = "billsync is still writing this bill's invoice; retry later"
+_IN_PROGRESS = "billsync has not recorded this bill's invoice yet; retry later"
 
 
 def _answer(outcome: str, status: int, message: str, **extra: Any) -> web.Response:
@@ -160,9 +160,11 @@ class _StripeHandler:
         )
         if record is not None and record.external_id == update.external_id:
             return None
-        if record is not None and record.state is InvoiceState.PENDING:
+        if record is None or record.state is InvoiceState.PENDING:
+            # Being written, or written a moment ago and not yet read here: Stripe retries
+            # a 503 for days, so a real status is late rather than lost.
             return _IN_PROGRESS
-        return "the invoice map names no such invoice for this bill and configuration"
+        return "the invoice map names another invoice for this bill and configuration"
 
     async def _apply(self, event: StripeEvent, update: ExternalStatusUpdate) -> None:
         key = (update.integration_config_id or "").encode()

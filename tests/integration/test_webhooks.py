@@ -287,6 +287,13 @@ async def test_a_configuration_cannot_change_another_configurations_invoice(
         status, answer = await post(client, bare.encode(), sign(SECRET_B, bare.encode()), "cfg-b")
         assert (status, answer["status"]) == (200, "not_owned")
 
+        # A bill the map does not know (yet): retried later, nothing published now.
+        early = stripe_event(
+            "evt_early_b", bill_id="bill-new", invoice_id="in_new", config_id="cfg-b"
+        )
+        status, answer = await post(client, early, sign(SECRET_B, early), "cfg-b")
+        assert (status, answer["status"]) == (503, "retry")
+
         shared = stripe_event("evt_shared", bill_id="bill-c", invoice_id="in_c", config_id="cfg-c")
         status, answer = await post(client, shared, sign(SECRET_B, shared), "cfg-b")
         assert (status, answer["status"]) == (200, "accepted")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
 import warnings
 from collections.abc import Iterator
 
@@ -18,8 +19,9 @@ from shared.logging import configure_logging, get_logger, parse_levels
 @pytest.fixture
 def restore_logging() -> Iterator[None]:
     root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
+    handlers, level, hook = list(root.handlers), root.level, sys.excepthook
     yield
+    sys.excepthook = hook
     root.handlers[:] = handlers
     root.setLevel(level)
     logging.captureWarnings(False)
