@@ -89,7 +89,11 @@ def configure_logging(
     handler = logging.StreamHandler(out)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[structlog.stdlib.add_logger_name, *common],
+            foreign_pre_chain=[
+                structlog.stdlib.add_logger_name,
+                structlog.stdlib.ExtraAdder(),
+                *common,
+            ],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
@@ -119,6 +123,7 @@ def configure_logging(
     if service:
         structlog.contextvars.bind_contextvars(service=service)
     sys.excepthook = _log_uncaught
+    sys.unraisablehook = _log_unraisable
     if refused:
         get_logger(__name__).error("log_levels_ignored", reason=refused)
 
@@ -128,6 +133,16 @@ def _log_uncaught(
 ) -> None:
     """A crash is one JSON line too, not a bare traceback."""
     logging.getLogger("billsync").critical("uncaught_exception", exc_info=(kind, error, trace))
+
+
+def _log_unraisable(unraisable: Any) -> None:
+    """ "Exception ignored in ..." (a failing __del__, say): JSON too."""
+    error = unraisable.exc_value
+    logging.getLogger("billsync").error(
+        "exception_ignored",
+        exc_info=(type(error), error, unraisable.exc_traceback) if error else None,
+        extra={"where": repr(unraisable.object)[:200]},
+    )
 
 
 def get_logger(name: str | None = None) -> Any:

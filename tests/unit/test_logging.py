@@ -19,9 +19,10 @@ from shared.logging import configure_logging, get_logger, parse_levels
 @pytest.fixture
 def restore_logging() -> Iterator[None]:
     root = logging.getLogger()
-    handlers, level, hook = list(root.handlers), root.level, sys.excepthook
+    handlers, level = list(root.handlers), root.level
+    hooks = sys.excepthook, sys.unraisablehook
     yield
-    sys.excepthook = hook
+    sys.excepthook, sys.unraisablehook = hooks
     root.handlers[:] = handlers
     root.setLevel(level)
     logging.captureWarnings(False)
@@ -58,6 +59,19 @@ def test_library_records_are_json_at_chosen_levels() -> None:
     assert {"aiokafka.conn", "aiohttp.server", "asyncio", "py.warnings"} <= loggers
     crash = next(e for e in found if e.get("logger") == "asyncio")
     assert "RuntimeError: boom" in str(crash["exception"]) and crash["level"] == "error"
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_an_uncaught_exception_is_one_json_line() -> None:
+    out = io.StringIO()
+    configure_logging("INFO", stream=out)
+    try:
+        raise ValueError("bad")
+    except ValueError as exc:
+        sys.excepthook(type(exc), exc, exc.__traceback__)
+    (crash,) = lines(out)
+    assert crash["event"] == "uncaught_exception" and crash["level"] == "critical"
+    assert "ValueError: bad" in str(crash["exception"])
 
 
 @pytest.mark.usefixtures("restore_logging")
