@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Column, Integer, String, Table, Text, delete, insert, select
+from sqlalchemy import Boolean, Column, Integer, String, Table, Text, select
 
 from services.control.context import ControlContext
 from services.control.errors import ApiError, provider_error, validation_error
@@ -24,6 +24,7 @@ from shared.contracts import IntegrationConfig
 from shared.logging import get_logger
 from shared.store.tables import ID, metadata
 from shared.store.types import UTCDateTime
+from shared.store.upsert import insert_for
 
 log = get_logger(__name__)
 
@@ -49,17 +50,18 @@ class Check:
 
 
 async def _save(ctx: ControlContext, config_id: str, check: Check) -> None:
+    values = {
+        "credential_id": check.credential_id,
+        "credential_version": check.credential_version,
+        "ok": check.ok,
+        "reason": check.reason,
+        "checked_at": check.checked_at,
+    }
     async with ctx.store.engine.begin() as conn:
-        c = connection_checks.c
-        await conn.execute(delete(connection_checks).where(c.integration_config_id == config_id))
+        stmt = insert_for(conn, connection_checks).values(integration_config_id=config_id, **values)
         await conn.execute(
-            insert(connection_checks).values(
-                integration_config_id=config_id,
-                credential_id=check.credential_id,
-                credential_version=check.credential_version,
-                ok=check.ok,
-                reason=check.reason,
-                checked_at=check.checked_at,
+            stmt.on_conflict_do_update(
+                index_elements=[connection_checks.c.integration_config_id], set_=values
             )
         )
 
