@@ -9,10 +9,17 @@ state="$root/.local/stack"
 logs="$state/logs"
 py="$root/.venv/bin/python"
 billsync="$root/.venv/bin/billsync"
+# The encryption key, the database and the logs are for this user only: everything the
+# stack writes is created owner-only, and files an older version left open are closed.
+umask 077
 mkdir -p "$logs"
+chmod 700 "$root/.local" "$state" "$logs"
+chmod 600 "$state"/credentials.key "$state"/billsync.db* "$logs"/*.log 2>/dev/null || true
 
 export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092}"
-if [[ ! -f "$state/credentials.key" ]]; then "$billsync" credentials keygen > "$state/credentials.key"; fi
+if [[ ! -f "$state/credentials.key" ]]; then
+  "$billsync" credentials keygen --out "$state/credentials.key" >/dev/null
+fi
 export BILLSYNC_CREDENTIALS_KEY="$(cat "$state/credentials.key")"
 export BILLSYNC_STRIPE_API_BASE="http://127.0.0.1:12111"
 export BILLSYNC_CONTROL_URL="http://127.0.0.1:8700"

@@ -51,7 +51,7 @@ def create_app(ctx: ControlContext) -> web.Application:
     auth = TokenAuth(ctx.control.admin_tokens, ctx.control.read_tokens)
     app = web.Application(
         middlewares=[middleware.observe, middleware.errors, auth.middleware()],
-        client_max_size=1024 * 1024,
+        client_max_size=middleware.MAX_BODY_BYTES,
     )
     app[CTX] = ctx
     app.add_routes(

@@ -13,6 +13,7 @@ from services.webhooks.events import (
     status_update,
     updated_map_record,
 )
+from services.webhooks.settings import WebhookSettings
 from shared.contracts import Destination, ExternalInvoiceStatus
 from shared.sinks.invoice_map import InvoiceMapRecord, InvoiceState
 
@@ -84,3 +85,8 @@ def test_map_record_is_locked_and_never_moves_back() -> None:
     locked = updated_map_record(_record(InvoiceState.DRAFT), failed)
     assert locked is not None and locked.state is InvoiceState.FINALIZED
     assert updated_map_record(_record(InvoiceState.DRAFT, "in_other"), paid) is None
+
+
+def test_the_service_listens_on_loopback_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BILLSYNC_WEBHOOKS_HOST", raising=False)
+    assert WebhookSettings().host == "127.0.0.1"
