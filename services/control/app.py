@@ -16,6 +16,7 @@ from services.control import (
     resend,
     runs,
 )
+from services.control import console
 from services.control.auth import TokenAuth
 from services.control.context import CTX, ControlContext
 from shared.logging import get_logger
@@ -49,7 +50,11 @@ async def _metrics(_: web.Request) -> web.Response:
 def create_app(ctx: ControlContext) -> web.Application:
     auth = TokenAuth(ctx.control.admin_tokens, ctx.control.read_tokens)
     app = web.Application(
-        middlewares=[middleware.observe, middleware.errors, auth.middleware()],
+        middlewares=[
+            middleware.observe,
+            middleware.errors,
+            console.skip_console(auth.middleware()),  # the console checks its own sessions
+        ],
         client_max_size=1024 * 1024,
     )
     app[CTX] = ctx
@@ -62,4 +67,5 @@ def create_app(ctx: ControlContext) -> web.Application:
     )
     for module in (configs_api, credentials_api, mappings, runs, events, resend, oauth):
         app.add_routes(module.routes())
+    console.setup(app, auth)
     return app
