@@ -7,6 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from services.control import (
     configs_api,
+    console,
     credentials_api,
     events,
     mappings,
@@ -16,7 +17,6 @@ from services.control import (
     resend,
     runs,
 )
-from services.control import console
 from services.control.auth import TokenAuth
 from services.control.context import CTX, ControlContext
 from shared.logging import get_logger
