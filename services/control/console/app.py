@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import aiohttp_jinja2
 import jinja2
@@ -100,22 +99,6 @@ async def _guarded(request: web.Request, handler: session.Handler) -> web.Stream
         return pages.problem(request, exc.status, "Refused", exc.message, exc.details)
 
 
-async def _context(request: web.Request) -> dict[str, Any]:
-    current = request.get(SESSION)
-    flash = list(current.flash) if current else []
-    if current:
-        current.flash.clear()
-    return {
-        "session": current,
-        "can_write": bool(current and current.can_write),
-        "csrf": current.csrf if current else "",
-        "flash": flash,
-        "path": request.path,
-        "prefix": PREFIX,
-        "title": "billsync",
-    }
-
-
 def setup(app: web.Application, auth: TokenAuth) -> None:
     """Mount the console at /console on the control plane's application."""
     ctx: ControlContext = app[CTX]
@@ -128,7 +111,6 @@ def setup(app: web.Application, auth: TokenAuth) -> None:
         console,
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=jinja2.select_autoescape(default=True),
-        context_processors=[_context],
     )
     env = aiohttp_jinja2.get_env(console)
     env.filters.update(pages.FILTERS)

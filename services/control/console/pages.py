@@ -22,10 +22,27 @@ def ctx_of(request: web.Request) -> ControlContext:
     return request.app[CTX]
 
 
+def base_context(request: web.Request) -> dict[str, Any]:
+    current = request.get(SESSION)
+    flash = list(current.flash) if current else []
+    if current:
+        current.flash.clear()
+    return {
+        "session": current,
+        "can_write": bool(current and current.can_write),
+        "csrf": current.csrf if current else "",
+        "flash": flash,
+        "path": request.path,
+        "prefix": PREFIX,
+        "title": "billsync",
+    }
+
+
 def render(
     request: web.Request, template: str, context: dict[str, Any], status: int = 200
 ) -> web.Response:
-    return aiohttp_jinja2.render_template(template, request, context, status=status)
+    full = {**base_context(request), **context}
+    return aiohttp_jinja2.render_template(template, request, full, status=status)
 
 
 def flash(request: web.Request, message: str, kind: str = "ok") -> None:
