@@ -18,3 +18,4 @@ if [[ ${#need[@]} -gt 0 ]]; then
     exit 1
   fi
 fi
+bash "$(dirname "${BASH_SOURCE[0]}")/install-browser.sh"

@@ -11,14 +11,16 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
+from aiohttp import web
 from pydantic import SecretStr
 
 from shared.kafka.topics import delete_topics_with_prefix
 from shared.sampledata import make_accounts, make_bills
 from shared.settings import Settings, TopicNames
-from tests.support.control import ControlPlaneHandle, running_control_plane
+from tests.support.control import ControlPlaneHandle, FakeProvider, running_control_plane
 from tests.support.kafka import publish
 from tests.support.services import running_router
 from tests.support.stripe_stack import StripeStack, stripe_stack
@@ -72,11 +74,44 @@ def stack_settings(bootstrap: str) -> Settings:
 
 
 @contextlib.asynccontextmanager
+async def stripe_connect() -> AsyncIterator[dict[str, Any]]:
+    """Stripe Connect's authorize page (it approves at once and sends the browser back
+    with a code) and token endpoint (tests.support's fake), as control-plane settings."""
+    provider = FakeProvider()
+
+    async def authorize(request: web.Request) -> web.StreamResponse:
+        query = urlencode({"code": "good-code", "state": request.query["state"]})
+        raise web.HTTPFound(f"{request.query['redirect_uri']}?{query}")
+
+    app = web.Application()
+    app.add_routes([web.get("/authorize", authorize), web.post("/token", provider.stripe_token)])
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield {
+            "stripe_connect_client_id": "ca_console_test",
+            "stripe_connect_secret_key": SecretStr("sk_test_platform"),
+            "stripe_connect_authorize_url": f"http://127.0.0.1:{port}/authorize",
+            "stripe_connect_token_url": f"http://127.0.0.1:{port}/token",
+            "oauth_success_redirect_url": "/console/oauth/done",
+        }
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
 async def console_stack(bootstrap: str, **control: Any) -> AsyncIterator[ConsoleStack]:
     settings = stack_settings(bootstrap)
     accounts = make_accounts(12)
     try:
-        async with stripe_stack(settings, keys=(STRIPE_KEY,), customers=0) as stripe:
+        async with (
+            stripe_stack(settings, keys=(STRIPE_KEY,), customers=0) as stripe,
+            stripe_connect() as oauth,
+        ):
+            control = {**oauth, **control}
             key = SecretStr(stripe.key)
             stripe.settings = stripe.settings.model_copy(update={"credentials_key": key})
             for account in accounts:

@@ -13,6 +13,7 @@ from services.control.console.data import sink_built
 from shared.contracts import Destination
 from tests.browser.helpers import csrf_of
 from tests.browser.stack import STRIPE_KEY, ConsoleStack
+from tests.support.control import STRIPE_ACCESS
 
 LABELS = {
     "STRIPE": "Stripe",
@@ -218,3 +219,22 @@ async def test_a_form_post_without_csrf_token_is_refused(
         assert "no valid CSRF token" in await resp.text()
     after = await stack.api("GET", "/integrationconfigs/cfg-stripe-us")
     assert after["version"] == before["version"]
+
+
+async def test_connect_through_stripe_oauth_and_come_back_to_the_console(
+    admin: Page, stack: ConsoleStack
+) -> None:
+    config_id = f"cfg-oauth-{uuid.uuid4().hex[:6]}"
+    await stack.api(
+        "POST",
+        "/integrationconfigs",
+        json={"id": config_id, "name": "Connect by OAuth", "destination": "STRIPE_TEST"},
+    )
+    page = admin
+    await page.goto(f"{stack.console_url}/configs/{config_id}")
+    await page.get_by_role("button", name="Connect via Stripe OAuth").click()
+    await page.wait_for_url(f"**/console/configs/{config_id}?connected=1")
+    await expect(page.get_by_text("Connected through OAuth.")).to_be_visible()
+    await expect(page.get_by_text("This integration is not connected")).to_have_count(0)
+    await expect(page.get_by_text(f"oauth-stripe-{config_id}").first).to_be_visible()
+    assert STRIPE_ACCESS not in await page.content()

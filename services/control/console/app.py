@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp_jinja2
 import jinja2
@@ -19,16 +20,17 @@ from shared.logging import get_logger
 
 log = get_logger(__name__)
 PREFIX = "/console"
+CSP_KEY = web.AppKey("billsync_console_csp", str)
 HERE = Path(__file__).parent
 # Pages reachable without a session.
-OPEN = frozenset({"login", "login_post", "static"})
+OPEN = frozenset({"login", "login_post", "static", "oauth_done"})
 # POSTs a read-only user may make: they change nothing.
 READ_POSTS = frozenset({"logout", "preview_draft", "replay_dry_run"})
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
 SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "form-action 'self' https:; frame-ancestors 'none'; base-uri 'none'"
-    ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
@@ -62,6 +64,7 @@ async def guard(request: web.Request, handler: session.Handler) -> web.StreamRes
     response = await _guarded(request, handler)
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
+    response.headers.setdefault("Content-Security-Policy", request.app[CSP_KEY])
     return response
 
 
@@ -99,11 +102,25 @@ async def _guarded(request: web.Request, handler: session.Handler) -> web.Stream
         return pages.problem(request, exc.status, "Refused", exc.message, exc.details)
 
 
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def content_policy(ctx: ControlContext) -> str:
+    """Forms may only go to the console, and to the OAuth providers' authorize pages (the
+    Connect button's redirect)."""
+    c = ctx.control
+    origins = sorted({_origin(c.stripe_connect_authorize_url), _origin(c.xero_authorize_url)})
+    return f"{CSP} {' '.join(origins)}"
+
+
 def setup(app: web.Application, auth: TokenAuth) -> None:
     """Mount the console at /console on the control plane's application."""
     ctx: ControlContext = app[CTX]
     console = web.Application(middlewares=[guard])
     console[CTX] = ctx
+    console[CSP_KEY] = content_policy(ctx)
     console[SESSIONS] = session.Sessions(auth.role_for, TokenAuth.actor)
     console[BOOK] = AccountBook(ctx.settings)
     console[JOBS] = JobBoard()

@@ -3,6 +3,7 @@ connecting a credential (chosen, or through OAuth), the live filter check and pr
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -193,6 +194,8 @@ def _form_again(
 async def detail(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     config = ctx.configs.require(request.match_info["id"])
+    if request.query.get("connected") == "1":
+        flash(request, "Connected through OAuth.")
     wanted = credential_type_for(config.destination)
     credentials = [ctx.credentials.view(c) for c in ctx.credentials.all() if c.type == wanted]
     current = ctx.credentials.get(config.integration_credentials_id or "")
@@ -311,13 +314,15 @@ async def oauth_start(request: web.Request) -> web.Response:
 
 
 async def oauth_done(request: web.Request) -> web.Response:
+    """Where the OAuth callback sends the browser. It arrives from the provider's site, so
+    the SameSite=Strict session cookie is not sent: this page needs no session and moves
+    on to the configuration with a same-site navigation, which carries the cookie."""
     config_id = request.query.get("integrationConfigId", "")
-    config = ctx_of(request).configs.get(config_id)
-    if config is None:
+    if not re.fullmatch(r"[A-Za-z0-9_.:\-]{1,200}", config_id):
         raise redirect(f"{PREFIX}/configs")
-    if request.query.get("status") == "CONNECTED":
-        flash(request, "Connected through OAuth.")
-    raise redirect(f"{PREFIX}/configs/{config.id}")
+    connected = request.query.get("status") == "CONNECTED"
+    target = f"{PREFIX}/configs/{config_id}" + ("?connected=1" if connected else "")
+    return render(request, "oauth_done.html", {"title": "Connected", "target": target})
 
 
 # ---- live checks and previews ------------------------------------------------------------
