@@ -88,6 +88,8 @@ async def main() -> None:
         await shoot(page, "wizard-destination")
         await page.goto(base + "/configs/new?entityType=Bill&destination=STRIPE_TEST")
         await page.get_by_label("Name", exact=True).fill("Stripe UK")
+        await page.get_by_label("Search Account Ids").fill("GmbH")
+        await shoot(page, "wizard-configure")
         await page.get_by_label("Account Filter").fill("customFields.country == ")
         await page.locator("#filter-result pre").wait_for()
         await page.get_by_label("Account Filter").scroll_into_view_if_needed()

@@ -238,3 +238,38 @@ async def test_connect_through_stripe_oauth_and_come_back_to_the_console(
     await expect(page.get_by_text("This integration is not connected")).to_have_count(0)
     await expect(page.get_by_text(f"oauth-stripe-{config_id}").first).to_be_visible()
     assert STRIPE_ACCESS not in await page.content()
+
+
+UNLABELLED = """() => [...document.querySelectorAll(
+    'input:not([type=hidden]), select, textarea, button')].filter(e =>
+    !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim()
+).map(e => e.outerHTML.slice(0, 120))"""
+
+
+async def test_every_control_is_labelled_and_the_id_can_be_copied(
+    admin: Page, stack: ConsoleStack
+) -> None:
+    pages = [
+        "/configs",
+        "/configs/new",
+        "/configs/new?entityType=Bill",
+        "/configs/new?entityType=Bill&destination=STRIPE",
+        "/configs/new?entityType=Bill&destination=XERO",
+        "/configs/cfg-stripe-us",
+        "/configs/cfg-stripe-us/preview",
+        "/runs",
+        "/events",
+        "/mappings",
+        "/mappings/new",
+        "/replay",
+    ]
+    page = admin
+    for path in pages:
+        await page.goto(stack.console_url + path)
+        assert await page.evaluate(UNLABELLED) == [], path
+    # Keyboard: the skip link is the first stop and leads to the content.
+    await page.goto(stack.console_url + "/configs/cfg-stripe-us")
+    await page.keyboard.press("Tab")
+    await expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    await page.get_by_role("button", name="Copy the configuration id").click()
+    await expect(page.get_by_text("Copied")).to_be_visible()

@@ -4,6 +4,7 @@ external mapping and resent, events are actioned, and a replay runs with progres
 from __future__ import annotations
 
 import random
+import re
 import uuid
 from datetime import UTC, datetime
 
@@ -111,6 +112,16 @@ async def test_fix_a_missing_mapping_in_the_console_and_resend_the_failed_run(
     )
     invoices = stack.stripe.invoices_by_bill()
     assert [i["customer"] for i in invoices[bill.id]] == [customer]
+
+    # Delete the mapping.
+    await page.goto(f"{stack.console_url}/mappings?externalId={customer}")
+    page.once("dialog", lambda dialog: dialog.accept())
+    await (
+        page.locator("#mappings tbody tr").get_by_role("button", name=re.compile("^Delete")).click()
+    )
+    await expect(page.get_by_text("deleted.")).to_be_visible()
+    found = await stack.api("GET", f"/externalmappings?externalId={customer}")
+    assert found["data"] == []
 
 
 async def test_read_an_auto_disable_event_and_mark_it_actioned(

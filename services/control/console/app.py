@@ -137,6 +137,11 @@ def setup(app: web.Application, auth: TokenAuth) -> None:
     console.on_startup.append(_start)
     console.on_cleanup.append(_stop)
     app.add_subapp(PREFIX, console)
+    app.router.add_get(PREFIX, _to_console)
+
+
+async def _to_console(_: web.Request) -> web.Response:
+    raise web.HTTPMovedPermanently(PREFIX + "/")
 
 
 async def _start(console: web.Application) -> None:

@@ -92,7 +92,7 @@ _APPROVAL = (
     "recalculated Bill is sent again once approved."
 )
 HELP: dict[str, str] = {
-    "name": "Required. Useful when several integrations share a destination and entity type "
+    "name": "Useful when several integrations share a destination and entity type "
     "and need to be told apart.",
     "accountIds": "Select the Accounts you want to include - all selected Accounts are "
     "treated as allowed for the integration. To include all Accounts, leave both Account Ids "

@@ -59,6 +59,7 @@ async def runs_list(request: web.Request) -> web.Response:
             "next_query": {**filters, "nextToken": token} if token else None,
             "filters": q,
             "configs": ctx.configs.all(),
+            "names": {c.id: c.name or c.id for c in ctx.configs.all()},
             "statuses": [s.value for s in RunStatus],
         },
     )
