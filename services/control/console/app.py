@@ -100,6 +100,17 @@ async def _guarded(request: web.Request, handler: session.Handler) -> web.Stream
         return await handler(request)
     except ApiError as exc:
         return pages.problem(request, exc.status, "Refused", exc.message, exc.details)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise  # redirects
+        title = "Not found" if exc.status == 404 else "Refused"
+        message = "There is no such page." if exc.status == 404 else exc.reason
+        return pages.problem(request, exc.status, title, message)
+    except Exception:
+        log.exception("console_request_failed", method=request.method, path=request.path)
+        return pages.problem(
+            request, 500, "Something went wrong", "The request failed; see the server log."
+        )
 
 
 def _origin(url: str) -> str:

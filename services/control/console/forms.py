@@ -280,7 +280,9 @@ def body_from_form(
         key = setting.name.removeprefix("destinationConfig.")
         raw = str(form.get(setting.name, "")).strip()
         if setting.kind == "bool":
-            dest[key] = setting.name in form
+            dest[key] = setting.name in form  # an unticked box is not sent
+        elif setting.name not in form:
+            continue  # not on the form: the default applies
         elif setting.kind == "json":
             if raw:
                 try:

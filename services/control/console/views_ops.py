@@ -23,6 +23,30 @@ from shared.contracts import EventType, ExternalSystem, RunStatus
 from shared.store import EventQuery, RunQuery
 
 PAGE = 50
+DRY_RUN_ROWS = 500  # bills listed by a dry run in the browser; the summary counts them all
+
+
+class DryRunLines(io.StringIO):
+    """The replayer's JSON lines, keeping the first DRY_RUN_ROWS plans and the summary
+    (a dry run over millions of bills must not fill the control plane's memory)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.plans: list[dict[str, Any]] = []
+        self.summary: dict[str, Any] | None = None
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        self._partial += text
+        *lines, self._partial = self._partial.split("\n")
+        for line in lines:
+            if not line.strip():
+                continue
+            if line.startswith('{"summary"'):
+                self.summary = json.loads(line)["summary"]
+            elif len(self.plans) < DRY_RUN_ROWS:
+                self.plans.append(json.loads(line))
+        return len(text)
 
 
 def _time(raw: str | None, name: str) -> datetime | None:
@@ -323,21 +347,14 @@ async def replay_page(request: web.Request) -> web.Response:
 async def replay_dry_run(request: web.Request) -> web.Response:
     form = await request.post()
     context = _replay_context(request, form)
-    out = io.StringIO()
+    out = DryRunLines()
     try:
         opts = _replay_options(form, dry_run=True)
         await Replayer(ctx_of(request).settings, opts, out=out, err=io.StringIO()).run()
     except ReplayInputError as exc:
         context["error"] = str(exc)
         return render(request, "replay.html", context, status=400)
-    plans, summary = [], None
-    for line in out.getvalue().splitlines():
-        item = json.loads(line)
-        if "summary" in item:
-            summary = item["summary"]
-        else:
-            plans.append(item)
-    context.update({"plans": plans, "summary": summary})
+    context.update({"plans": out.plans, "summary": out.summary, "row_limit": DRY_RUN_ROWS})
     return render(request, "replay.html", context)
 
 
