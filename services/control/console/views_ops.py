@@ -20,8 +20,10 @@ from services.control.params import decode_cursor, encode_cursor
 from services.replay.options import ReplayInputError, ReplayOptions, parse_time, validate
 from services.replay.runner import Replayer
 from shared.contracts import EventType, ExternalSystem, RunStatus
+from shared.logging import get_logger
 from shared.store import EventQuery, RunQuery
 
+log = get_logger(__name__)
 PAGE = 50
 DRY_RUN_ROWS = 500  # bills listed by a dry run in the browser; the summary counts them all
 
@@ -370,6 +372,14 @@ async def replay_run(request: web.Request) -> web.Response:
         ctx_of(request).settings, opts, out=io.StringIO(), err=io.StringIO(), progress_seconds=0.5
     )
     job = request.app[JOBS].start(replayer, actor_of(request))
+    log.info(
+        "console_replay_started",
+        job_id=job.id,
+        replay_id=replayer.stats.replay_id,
+        topic=replayer.topic,
+        configs=list(opts.config_ids),
+        actor=actor_of(request),
+    )
     raise redirect(f"{PREFIX}/replay/jobs/{job.id}")
 
 
