@@ -273,3 +273,32 @@ async def test_every_control_is_labelled_and_the_id_can_be_copied(
     await expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
     await page.get_by_role("button", name="Copy the configuration id").click()
     await expect(page.get_by_text("Copied")).to_be_visible()
+
+
+async def test_edit_a_configuration_and_a_stale_edit_is_refused(
+    admin: Page, stack: ConsoleStack
+) -> None:
+    config_id = f"cfg-edit-{uuid.uuid4().hex[:6]}"
+    await stack.api(
+        "POST",
+        "/integrationconfigs",
+        json={"id": config_id, "name": "Before", "destination": "SALESFORCE"},
+    )
+    page = admin
+    await page.goto(f"{stack.console_url}/configs/{config_id}/edit")
+    await page.get_by_label("Name", exact=True).fill("After")
+    await page.get_by_label("Trigger Type").select_option("SCHEDULE")
+    await page.get_by_role("button", name="Save changes").click()
+    await expect(page.get_by_text("Saved.")).to_be_visible()
+    stored = await stack.api("GET", f"/integrationconfigs/{config_id}")
+    assert stored["name"] == "After" and stored["version"] == 2
+    assert stored["destinationConfig"]["triggerType"] == "SCHEDULE"
+
+    # Someone else changes it while this form is open: the save is refused, not lost.
+    await page.goto(f"{stack.console_url}/configs/{config_id}/edit")
+    await stack.api("POST", f"/integrationconfigs/{config_id}/disable")
+    await page.get_by_label("Name", exact=True).fill("Stale")
+    await page.get_by_role("button", name="Save changes").click()
+    await expect(page.get_by_role("alert")).to_contain_text("is at version 3, not 2")
+    stored = await stack.api("GET", f"/integrationconfigs/{config_id}")
+    assert stored["name"] == "After"
