@@ -8,13 +8,14 @@ import json
 import re
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any, Literal
 
 from multidict import MultiDictProxy
 from pydantic import BaseModel
 from pydantic.alias_generators import to_camel
+from pydantic.fields import FieldInfo
 
 from shared.contracts import Destination, IntegrationConfig
 from shared.contracts.bill import LineItemType
@@ -196,10 +197,11 @@ class Setting:
     kind: Literal["bool", "choice", "int", "text", "json"]
     choices: tuple[str, ...] = ()
     optional: bool = False
+    description: str = ""  # the model field's own description, when it has one
 
     @property
     def help(self) -> str:
-        return HELP.get(self.name, "")
+        return HELP.get(self.name, self.description)
 
 
 def _label(wire: str) -> str:
@@ -209,7 +211,12 @@ def _label(wire: str) -> str:
     return " ".join([words[0].capitalize(), *words[1:]]).replace(" Id", " Id")
 
 
-def _setting(name: str, annotation: Any) -> Setting:
+def _setting(name: str, info: FieldInfo) -> Setting:
+    setting = _control(name, info.annotation)
+    return replace(setting, description=info.description or "")
+
+
+def _control(name: str, annotation: Any) -> Setting:
     field = f"destinationConfig.{name}"
     optional = False
     args = typing.get_args(annotation)
@@ -225,14 +232,15 @@ def _setting(name: str, annotation: Any) -> Setting:
         return Setting(field, label, "choice", tuple(str(e.value) for e in annotation))
     if typing.get_origin(annotation) is Literal:
         return Setting(field, label, "choice", tuple(str(a) for a in typing.get_args(annotation)))
-    if typing.get_origin(annotation) is list:
+    structured = isinstance(annotation, type) and issubclass(annotation, BaseModel)
+    if structured or typing.get_origin(annotation) in (list, dict):
         return Setting(field, label, "json", optional=True)
     return Setting(field, label, "text", optional=optional)
 
 
 def settings_for(destination: Destination) -> list[Setting]:
     model = DESTINATIONS[destination].settings_model
-    return [_setting(to_camel(n), f.annotation) for n, f in model.model_fields.items()]
+    return [_setting(to_camel(n), f) for n, f in model.model_fields.items()]
 
 
 def defaults(destination: Destination) -> dict[str, Any]:
