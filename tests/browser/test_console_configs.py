@@ -191,6 +191,13 @@ async def test_a_read_only_user_sees_no_write_controls_and_is_refused(
     await page.goto(stack.console_url + "/configs/cfg-stripe-us")
     for name in ("Edit", "Disable", "Enable", "Add Credential", "Update Credential", "Disconnect"):
         await expect(page.get_by_role("button", name=name, exact=True)).to_have_count(0)
+    await page.goto(stack.console_url + "/configs/new?entityType=Bill&destination=STRIPE")
+    await expect(page.get_by_role("button", name="Create Integration")).to_have_count(0)
+    await expect(page.get_by_role("button", name="Preview")).to_be_visible()
+    await page.goto(stack.console_url + "/events?actioned=false")
+    await expect(page.get_by_role("button", name=re.compile("^Mark event"))).to_have_count(0)
+    await page.goto(stack.console_url + "/replay")
+    await expect(page.get_by_role("button", name="Run replay")).to_have_count(0)
     before = await stack.api("GET", "/integrationconfigs/cfg-stripe-us")
     # With a valid CSRF token of the reader's own session, a write is still refused.
     token = await csrf_of(page)
