@@ -5,6 +5,7 @@ sink and the local Stripe, sample accounts, a credential and two configurations.
 from __future__ import annotations
 
 import contextlib
+import os
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ import aiohttp
 from aiohttp import web
 from pydantic import SecretStr
 
+from services.stripe_sink.client import API_BASE_ENV
 from shared.kafka.topics import delete_topics_with_prefix
 from shared.sampledata import make_accounts, make_bills
 from shared.settings import Settings, TopicNames
@@ -112,6 +114,8 @@ async def console_stack(bootstrap: str, **control: Any) -> AsyncIterator[Console
             stripe_connect() as oauth,
         ):
             control = {**oauth, **control}
+            # Connecting verifies the key with the local Stripe, never api.stripe.com.
+            os.environ[API_BASE_ENV] = stripe.url
             key = SecretStr(stripe.key)
             stripe.settings = stripe.settings.model_copy(update={"credentials_key": key})
             for account in accounts:
@@ -134,6 +138,7 @@ async def console_stack(bootstrap: str, **control: Any) -> AsyncIterator[Console
                     await seed(stack, make_bills(accounts, 6, lines=4))
                     yield stack
     finally:
+        os.environ.pop(API_BASE_ENV, None)
         await delete_topics_with_prefix(bootstrap, settings.topics.prefix)
 
 

@@ -9,8 +9,9 @@ from typing import Any
 
 from aiohttp import web
 
+from services.control import connections, oauth
 from services.control.auth import actor_of
-from services.control.configs_api import attach, connection_status
+from services.control.configs_api import attach, connect
 from services.control.console import data, forms
 from services.control.console.pages import PREFIX, ctx_of, flash, redirect, render
 from services.control.console.state import BOOK
@@ -47,7 +48,7 @@ async def configs_list(request: web.Request) -> web.Response:
             {
                 "config": config,
                 "info": forms.DESTINATIONS[config.destination],
-                "connection": connection_status(ctx, config),
+                "connection": await connections.status(ctx, config),
                 **await _run_summary(ctx, config.id),
             }
         )
@@ -214,7 +215,7 @@ async def detail(request: web.Request) -> web.Response:
             "built": data.sink_built(config.destination),
             "settings": forms.settings_for(config.destination),
             "values": forms.values_of(config),
-            "connection": connection_status(ctx, config),
+            "connection": await connections.status(ctx, config),
             "credential": ctx.credentials.view(current) if current else None,
             "credentials": credentials,
             "provider_checked": provider_checked,
@@ -289,7 +290,7 @@ async def attach_post(request: web.Request) -> web.Response:
     problem = credential_problem(config.destination, cred_id, ctx.credentials.get(cred_id))
     if problem:
         raise validation_error(problem, [{"field": "integrationCredentialsId", "message": problem}])
-    await attach(ctx, config.id, cred_id, actor_of(request))
+    await connect(ctx, config, cred_id, actor_of(request))
     flash(request, f"Connected with credential {cred_id}.")
     raise redirect(f"{PREFIX}/configs/{config.id}")
 
@@ -310,7 +311,7 @@ async def oauth_start(request: web.Request) -> web.Response:
         raise validation_error(
             f"{config.destination.value} has no OAuth connection: choose a credential"
         )
-    raise web.HTTPSeeOther(ctx.oauth.authorize_url(provider, config.id))
+    raise web.HTTPSeeOther(await oauth.issue_begin_link(ctx, provider, config.id))
 
 
 async def oauth_done(request: web.Request) -> web.Response:
