@@ -26,6 +26,7 @@ from shared.contracts import (
     IntegrationConfig,
 )
 from shared.contracts.config import StripeIntegrationConfig
+from shared.kafka.client_options import kafka_options
 from shared.kafka.table import CompactedTable
 from shared.lifecycle import cancel_and_wait
 from shared.logging import get_logger
@@ -91,7 +92,7 @@ async def recent_bills(settings: Settings, per_partition: int = RECENT_BILLS) ->
     """The newest bills on bill-generated (latest version of each id), newest first."""
     topic = settings.topics.name("bill_generated")
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **kafka_options(settings.kafka_bootstrap_servers),
         group_id=None,
         enable_auto_commit=False,
     )
