@@ -13,9 +13,12 @@ class MonitorSettings(BaseSettings):
     )
 
     error_threshold: int = Field(default=10, ge=1)
-    # Event ids remembered per configuration so a redelivered record is not counted twice.
+    # Event ids remembered per configuration so a record published twice counts once.
     remembered_ids: int = Field(default=200, ge=10)
-    state_topic: str = "monitor-state"  # compacted; prefixed like every topic
+    # The faust table's changelog and the commands to its agent (prefixed like every
+    # topic; both get the partition count of integration-results).
+    state_topic: str = "monitor-state-changelog"
+    commands_topic: str = "monitor-commands"
 
     control_url: str = Field(
         default="http://127.0.0.1:8700",
@@ -51,4 +54,5 @@ class MonitorSettings(BaseSettings):
     webhook_base_delay: float = 1.0
     webhook_max_delay: float = 60.0
     webhook_timeout: float = 10.0
-    webhook_queue_size: int = 1000
+    webhook_queue_size: int = 1000  # outbox records held by the delivery workers
+    webhook_topic: str = "monitor-webhooks"  # the durable outbox
