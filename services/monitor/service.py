@@ -119,7 +119,8 @@ class MonitorService:
         self.changelog_topic = f"{prefix}{self.m.state_topic}"
         self.commands_topic = f"{prefix}{self.m.commands_topic}"
         self.group_id = f"{settings.consumer_group_prefix}-monitor"
-        self.producer = make_producer(bootstrap)  # the disabled events
+        # The table's changelog, the outbox and the disabled events; each write is awaited.
+        self.producer = make_producer(bootstrap, linger_ms=0)
         self._previous: dict[str, IntegrationConfig] = {}
         self.configs = CompactedTable[IntegrationConfig](
             settings.topics.name("integration_configs"),
@@ -138,7 +139,6 @@ class MonitorService:
         self.app: Any = None
         self._table: Any = None
         self._commands: Any = None
-        self._outbox: Any = None
         self.states: Mapping[str, ConfigErrorState] = {}
         self.actions: DisableActions | None = None
         self._recovered = asyncio.Event()
@@ -165,6 +165,9 @@ class MonitorService:
             processing_guarantee="at_least_once",
             consumer_auto_offset_reset="earliest",
             producer_acks=-1,
+            # faust's default (60 s) keeps a killed member in the group for a minute.
+            broker_session_timeout=10.0,
+            broker_heartbeat_interval=3.0,
         )
         changelog = app.topic(
             self.changelog_topic, partitions=partitions, compacting=True, deleting=False
@@ -179,7 +182,6 @@ class MonitorService:
         )
         self._table.on_recover(self._on_recovered)
         self._commands = app.topic(self.commands_topic, partitions=partitions)
-        self._outbox = app.topic(self.notifier.topic)
         source = app.topic(self.results_topic, self.commands_topic, partitions=partitions)
         app.agent(source, name="monitor-count")(self._count)
         self.app = app
@@ -265,8 +267,14 @@ class MonitorService:
     def _state_of(self, config_id: str) -> ConfigErrorState | None:
         return self.states.get(config_id)
 
-    def _save(self, state: ConfigErrorState) -> None:
-        self._table[state.integration_config_id.encode()] = state.to_bytes()
+    async def _save(self, state: ConfigErrorState, partition: int) -> None:
+        """The changelog record is acknowledged before the agent takes the next record, so
+        faust can only commit input whose effect is durable. (faust's own table write is
+        buffered, and its flush before a commit gives up on a 0.1 s timeout: a kill -9 then
+        lost counts; see docs/monitor.md.) The key's partition is the input's."""
+        key, value = state.integration_config_id.encode(), state.to_bytes()
+        await self.producer.send_and_wait(self.changelog_topic, value, key=key, partition=partition)
+        self._table.data[key] = value  # the local copy; the changelog is already written
         m.SUCCESSIVE_ERRORS.labels(state.integration_config_id).set(state.successive_errors)
 
     async def _on_recovered(self) -> None:
@@ -319,7 +327,7 @@ class MonitorService:
 
     async def _handle(self, topic: str, partition: int, offset: int, value: bytes | None) -> None:
         if topic == self.commands_topic:
-            self._apply_command(f"{topic}/{partition}", offset, value or b"")
+            await self._apply_command(partition, offset, value or b"")
             return
         try:
             result = ResultRecordAdapter.validate_json(value or b"")
@@ -342,9 +350,9 @@ class MonitorService:
         if state.applied_offsets.get(position, -1) >= offset:
             return  # redelivered after a crash: already in the table
         if isinstance(result, IntegrationRun) and self.notifier.wants(result):
-            # Attached to this input offset: published before the offset is committed.
+            # Acknowledged before this input offset can be committed.
             body = json.dumps(provider_error_event(result), separators=(",", ":")).encode()
-            await self._outbox.send(key=result.id.encode(), value=body)
+            await self.producer.send_and_wait(self.notifier.topic, body, key=result.id.encode())
             m.WEBHOOKS.labels("queued").inc()
         outcome = apply_record(
             state,
@@ -356,7 +364,7 @@ class MonitorService:
         if outcome is Outcome.UNCHANGED:
             return
         state.applied_offsets[position] = offset
-        self._save(state)
+        await self._save(state, partition)
         if outcome is Outcome.DISABLE:
             log.warning(
                 "error_threshold_reached",
@@ -369,7 +377,8 @@ class MonitorService:
             assert self.actions is not None
             self.actions.submit(config_id)
 
-    def _apply_command(self, position: str, offset: int, value: bytes) -> None:
+    async def _apply_command(self, partition: int, offset: int, value: bytes) -> None:
+        position = f"{self.commands_topic}/{partition}"
         try:
             command = Command.model_validate_json(value)
         except ValueError as exc:
@@ -391,4 +400,4 @@ class MonitorService:
         if changed:
             state.applied_offsets[position] = offset
             state.updated_at = datetime.now(UTC)
-            self._save(state)
+            await self._save(state, partition)
