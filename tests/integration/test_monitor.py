@@ -322,6 +322,37 @@ async def test_success_resets_and_redelivered_events_are_not_double_counted(
                 assert control.calls == []
 
 
+async def test_internal_errors_never_count_toward_auto_disable_nor_reset(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The sink reports our own bugs as their own event type: whatever it is called, only
+    the provider-facing allow-list counts, and nothing outside it resets the count."""
+    await ensure_topics(settings)
+    with smtp_server() as (_, smtp_port):
+        async with ControlStandIn(settings) as control:
+            await put_configs(settings, control, config("cfg-i"))
+            async with running_monitor(
+                settings, monitor_settings(control, smtp_port, tmp_path)
+            ) as monitor:
+                await put_results(settings, *[error_event("cfg-i", i) for i in range(5)])
+                internal = []
+                for i in range(8):  # would disable (5 + 8 > 10) if they counted
+                    wire = json.loads(error_event("cfg-i", 100 + i).to_bytes())
+                    wire["eventType"] = "integration.internal.error"
+                    internal.append((b"cfg-i", json.dumps(wire).encode()))
+                await publish(
+                    settings.kafka_bootstrap_servers,
+                    settings.topics.name("integration_results"),
+                    internal,
+                )
+                # Two more provider errors after them on the same partition: 7, not 2 or 15.
+                await put_results(settings, *[error_event("cfg-i", i) for i in range(5, 7)])
+                await until(lambda: count(monitor, "cfg-i") >= 7, what="7 errors counted")
+                assert count(monitor, "cfg-i") == 7
+                assert monitor.states["cfg-i"].phase is Phase.COUNTING
+                assert control.calls == []
+
+
 async def test_count_survives_a_restart(settings: Settings, tmp_path: Path) -> None:
     await ensure_topics(settings)
     with smtp_server() as (mailbox, smtp_port):
