@@ -163,6 +163,7 @@ class MonitorService:
             key_serializer="raw",
             value_serializer="raw",
             processing_guarantee="at_least_once",
+            table_standby_replicas=0,  # standby copies would resume other owners' actions
             consumer_auto_offset_reset="earliest",
             producer_acks=-1,
             # faust's default (60 s) keeps a killed member in the group for a minute.
