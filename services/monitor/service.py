@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 import faust
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
 
 from services.monitor import metrics as m
 from services.monitor.actions import DisableActions
@@ -53,8 +54,10 @@ from shared.lifecycle import cancel_and_wait
 from shared.logging import get_logger
 from shared.observability import ObservabilityServer
 from shared.settings import Settings
+from shared.sinks.backoff import RetryPolicy
 
 log = get_logger("monitor")
+_WRITE_RETRY = RetryPolicy(max_attempts=1_000_000, base_delay=0.2, max_delay=10.0)
 
 for _noisy in ("faust", "mode"):  # their INFO lines narrate every rebalance step
     logging.getLogger(_noisy).setLevel(logging.WARNING)
@@ -274,7 +277,7 @@ class MonitorService:
         buffered, and its flush before a commit gives up on a 0.1 s timeout: a kill -9 then
         lost counts; see docs/monitor.md.) The key's partition is the input's."""
         key, value = state.integration_config_id.encode(), state.to_bytes()
-        await self.producer.send_and_wait(self.changelog_topic, value, key=key, partition=partition)
+        await self._write(self.changelog_topic, value, key, partition)
         self._table.data[key] = value  # the local copy; the changelog is already written
         m.SUCCESSIVE_ERRORS.labels(state.integration_config_id).set(state.successive_errors)
 
@@ -324,7 +327,28 @@ class MonitorService:
         await self._configs_ready.wait()
         async for event in stream.events():
             message = event.message
-            await self._handle(message.topic, message.partition, message.offset, event.value)
+            try:
+                await self._handle(message.topic, message.partition, message.offset, event.value)
+            except Exception:  # a bug in one record must not stop the monitor: skip it, loudly
+                m.RESULTS_CONSUMED.labels("failed").inc()
+                log.exception(
+                    "result_failed",
+                    topic=message.topic,
+                    partition=message.partition,
+                    offset=message.offset,
+                )
+
+    async def _write(self, topic: str, value: bytes, key: bytes, partition: int | None) -> None:
+        """Acknowledged, or retried until it is: the input offset must not move past it."""
+        attempt = 0
+        while True:
+            try:
+                await self.producer.send_and_wait(topic, value, key=key, partition=partition)
+                return
+            except KafkaError as exc:
+                attempt += 1
+                log.error("monitor_write_failed", topic=topic, attempt=attempt, error=repr(exc))
+                await asyncio.sleep(_WRITE_RETRY.delay(min(attempt, 30)))
 
     async def _handle(self, topic: str, partition: int, offset: int, value: bytes | None) -> None:
         if topic == self.commands_topic:
@@ -353,7 +377,7 @@ class MonitorService:
         if isinstance(result, IntegrationRun) and self.notifier.wants(result):
             # Acknowledged before this input offset can be committed.
             body = json.dumps(provider_error_event(result), separators=(",", ":")).encode()
-            await self.producer.send_and_wait(self.notifier.topic, body, key=result.id.encode())
+            await self._write(self.notifier.topic, body, result.id.encode(), None)
             m.WEBHOOKS.labels("queued").inc()
         outcome = apply_record(
             state,

@@ -340,6 +340,7 @@ async def test_internal_errors_never_count_toward_auto_disable_nor_reset(
                     wire = json.loads(error_event("cfg-i", 100 + i).to_bytes())
                     wire["eventType"] = "integration.internal.error"
                     internal.append((b"cfg-i", json.dumps(wire).encode()))
+                internal.append((b"cfg-i", b'{"recordType": "event", "id": '))  # unreadable
                 await publish(
                     settings.kafka_bootstrap_servers,
                     settings.topics.name("integration_results"),
