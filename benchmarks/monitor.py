@@ -1,6 +1,6 @@
-"""`make bench-monitor`: the monitor (faust app; every state change acknowledged on the
-changelog before the next record) on a backlog of results, against a baseline measured in
-the same run: a plain aiokafka consumer that parses the same records and commits per batch.
+"""`make bench-monitor`: the monitor on a backlog of results, against a baseline measured in
+the same run: a plain aiokafka consumer that parses the same records and commits per batch
+(the monitor also writes the states a batch changed and acknowledges them first).
 
 A backlog of BENCH_RESULTS results (default 20,000) over 50 configurations, 6 partitions:
 per bill a STARTED run (changes nothing), then a COMPLETE run (resets: one changelog write)
@@ -118,7 +118,7 @@ async def main() -> None:
         sampler = MemorySampler(proc.pid)
         try:
             results = {settings.topics.name("integration_results")}
-            # Includes the monitor's start (topics, group join, table recovery: ~4 s).
+            # Includes the monitor's start (topics, state load, group join).
             took = await wait_committed(
                 settings.kafka_bootstrap_servers,
                 f"{settings.consumer_group_prefix}-monitor",

@@ -2,11 +2,9 @@
 SMTP server never stalls it: disable (retried with backoff), publish the
 `integration.disabled.error` event, email the configuration's users, mark the state.
 
-The decision (DISABLE_PENDING) is in the monitor's table; a crash at any step resumes here
-at the next start, from the recovered table or from the redelivered input that re-makes the
-same decision (the disable is idempotent and the event id is derived from the decision).
-The end of the actions is recorded through `mark_disabled` (a command to the table's
-single writer, the monitor's agent)."""
+The state says DISABLE_PENDING durably before this runs, so a crash at any step resumes
+here on the next start (the disable is idempotent and the event id is derived from the
+decision). The end of the actions is recorded through `mark_disabled`."""
 
 from __future__ import annotations
 

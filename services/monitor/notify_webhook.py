@@ -1,8 +1,8 @@
 """Outbound `invoice.billing_provider_error` events for Stripe runs that end in error,
 signed like Stripe signs its webhooks (`Billsync-Signature: t=..,v1=..`).
 
-The monitor's agent writes each event to the outbox topic `monitor-webhooks`, attached to
-the result it came from (published before that result's offset is committed). Delivery
+The results consumer writes each event to the outbox topic `monitor-webhooks` with the
+batch it came from (acknowledged before that batch's offsets are committed). Delivery
 reads the outbox in its own consumer group with a few workers, capped exponential backoff
 and jitter, and a bounded number of attempts; an outbox offset is committed only once its
 event and every earlier one are delivered or finally dropped. A stop leaves the rest

@@ -15,10 +15,7 @@ class MonitorSettings(BaseSettings):
     error_threshold: int = Field(default=10, ge=1)
     # Event ids remembered per configuration so a record published twice counts once.
     remembered_ids: int = Field(default=200, ge=10)
-    # The faust table's changelog and the commands to its agent (prefixed like every
-    # topic; both get the partition count of integration-results).
-    state_topic: str = "monitor-state-changelog"
-    commands_topic: str = "monitor-commands"
+    state_topic: str = "monitor-state"  # compacted; prefixed like every topic
 
     control_url: str = Field(
         default="http://127.0.0.1:8700",

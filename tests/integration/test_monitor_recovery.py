@@ -1,6 +1,7 @@
-"""The monitor's faust table after a kill -9: the count survives and nothing is counted
-twice, although faust redelivers everything after its last commit (it commits every few
-seconds). The monitor runs as a real process (`python -m services.monitor`)."""
+"""The monitor after a kill -9 mid-stream: the count survives and nothing is counted twice
+(what came after the last commit is redelivered). The monitor runs as a real process
+(`python -m services.monitor`) with the smallest window of remembered ids, so only the
+applied offsets can recognise a redelivered batch."""
 
 from __future__ import annotations
 
@@ -142,16 +143,14 @@ async def test_kill_9_loses_no_count_and_counts_nothing_twice(
             await _until(midway, "a quarter of the errors counted", proc, log)
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
-            committed_at_kill = await _committed(settings)
-            # Errors were counted whose input was not committed: faust redelivers them.
-            assert committed_at_kill < observed, (committed_at_kill, observed)
+            assert await _committed(settings) <= observed  # the rest comes again
 
             proc = _start(settings, port, log)
 
             async def all_committed() -> bool:
                 return await _committed(settings) == TOTAL
 
-            # The agent updates the count before faust may commit the record's offset.
+            # The count is written before the input offsets are committed.
             await _until(all_committed, "every input offset committed", proc, log)
             assert await _count(http, port) == TOTAL  # none lost, nothing counted twice
     finally:
