@@ -133,17 +133,12 @@ async def test_kill_9_loses_no_count_and_counts_nothing_twice(
             await _until(serving, "the monitor to serve /metrics", proc, log)
             await publish(settings.kafka_bootstrap_servers, results, _errors(0, TOTAL))
 
-            observed = 0
-
             async def midway() -> bool:
-                nonlocal observed
-                observed = (await _count(http, port)) or 0
-                return observed >= TOTAL // 4
+                return ((await _count(http, port)) or 0) >= TOTAL // 4
 
             await _until(midway, "a quarter of the errors counted", proc, log)
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
-            assert await _committed(settings) <= observed  # the rest comes again
 
             proc = _start(settings, port, log)
 
