@@ -26,6 +26,7 @@ from shared.contracts import (
     ResultRecordAdapter,
     RunStatus,
 )
+from shared.kafka.client_options import kafka_options
 from shared.kafka.producer import make_producer
 from shared.kafka.topics import delete_topics_with_prefix, ensure_topics
 from shared.settings import Settings
@@ -81,7 +82,7 @@ async def _baseline(settings: Settings, total: int) -> float:
     """Seconds for a plain consumer to parse and commit the backlog."""
     consumer = AIOKafkaConsumer(
         settings.topics.name("integration_results"),
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **kafka_options(settings.kafka_bootstrap_servers),
         group_id=f"{settings.consumer_group_prefix}-baseline",
         enable_auto_commit=False,
         auto_offset_reset="earliest",

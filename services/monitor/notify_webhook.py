@@ -26,6 +26,7 @@ from services.monitor.redact import redact
 from services.monitor.settings import MonitorSettings
 from services.webhooks.signature import sign
 from shared.contracts import Destination, IntegrationRun
+from shared.kafka.client_options import kafka_options
 from shared.lifecycle import cancel_and_wait
 from shared.logging import get_logger
 from shared.settings import Settings
@@ -113,7 +114,7 @@ class ProviderErrorOutbox:
         self._session = aiohttp.ClientSession(timeout=self._timeout)
         self._consumer = AIOKafkaConsumer(
             self.topic,
-            bootstrap_servers=self._settings.kafka_bootstrap_servers,
+            **kafka_options(self._settings.kafka_bootstrap_servers),
             group_id=f"{self._settings.consumer_group_prefix}-monitor-webhooks",
             enable_auto_commit=False,
             auto_offset_reset="earliest",

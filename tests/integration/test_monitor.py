@@ -35,6 +35,7 @@ from shared.contracts import (
     IntegrationRun,
     RunStatus,
 )
+from shared.kafka.client_options import kafka_options
 from shared.kafka.topics import ensure_topics
 from shared.settings import Settings
 from tests.support.builders import config
@@ -419,7 +420,7 @@ async def test_failing_smtp_is_counted_and_does_not_stop_the_monitor(
 
 
 async def outbox_committed(settings: Settings) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**kafka_options(settings.kafka_bootstrap_servers))
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(

@@ -22,6 +22,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.contracts import Destination, EventType, IntegrationEvent
+from shared.kafka.client_options import kafka_options
 from shared.kafka.topics import ensure_topics
 from shared.settings import Settings
 from tests.support.kafka import publish
@@ -86,7 +87,7 @@ async def _until(
 
 
 async def _committed(settings: Settings) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**kafka_options(settings.kafka_bootstrap_servers))
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(
