@@ -1,16 +1,33 @@
-"""The spliced envelope bytes equal a normally validated DispatchEnvelope."""
+"""The spliced envelope bytes equal a normally validated DispatchEnvelope, whether the
+prepared bill comes from the input's bytes (fast path) or from the pydantic model."""
 
 from __future__ import annotations
 
 import json
 
-from services.router.envelopes import EnvelopeBuilder
-from shared.contracts import DispatchEnvelope, Trigger, dispatch_id
+import pytest
+
+from services.router.envelopes import (
+    EnvelopeBuilder,
+    ModelPreparedBills,
+    PreparedBills,
+    RawPreparedBills,
+    dump,
+)
+from shared.contracts import Bill, DispatchEnvelope, Trigger, dispatch_id
+from shared.contracts.fastbill import decode_bill
 from shared.routing import prepare_bill
 from tests.support.builders import account, bill, config, line
 
 
-def test_envelope_round_trips_with_prepared_bill() -> None:
+def _sources(original: Bill, raw: bytes) -> list[PreparedBills]:
+    fast = decode_bill(raw)
+    assert fast is not None
+    return [RawPreparedBills(raw, fast), ModelPreparedBills(original, raw)]
+
+
+@pytest.mark.parametrize("source_index", [0, 1], ids=["raw", "model"])
+def test_envelope_round_trips_with_prepared_bill(source_index: int) -> None:
     cfg = config(
         "cfg-x", entity={"excludedLineItemTypes": ["MINIMUM_SPEND"], "sortLineItemsBy": "SUBTOTAL"}
     )
@@ -18,8 +35,9 @@ def test_envelope_round_trips_with_prepared_bill() -> None:
         lines=[line("a", "USAGE", "9"), line("b", "MINIMUM_SPEND", "1"), line("c", "USAGE", "2")]
     )
     acc = account()
+    bills = _sources(original, original.to_bytes())[source_index]
     [(got_cfg, did, body)] = EnvelopeBuilder({}).build(
-        original, acc, [cfg], Trigger.GENERATED, "t/0/5"
+        "bill-1", 1, bills, dump(acc), [cfg], Trigger.GENERATED, "t/0/5"
     )
     envelope = DispatchEnvelope.model_validate_json(body)
     assert got_cfg is cfg
@@ -33,13 +51,20 @@ def test_envelope_round_trips_with_prepared_bill() -> None:
     assert json.loads(body)["bill"]["lineItems"][0]["subtotal"] == "2"
 
 
-def test_raw_input_is_reused_only_when_preparation_changes_nothing() -> None:
+@pytest.mark.parametrize("source_index", [0, 1], ids=["raw", "model"])
+def test_raw_input_is_reused_only_when_preparation_changes_nothing(source_index: int) -> None:
     original = bill(lines=[line("a", "USAGE", "9"), line("b", "MINIMUM_SPEND", "1")])
     raw = original.to_bytes()
     plain = config("plain")
     sorting = config("sorting", entity={"sortLineItemsBy": "SUBTOTAL"})
     built = EnvelopeBuilder({}).build(
-        original, account(), [plain, sorting], Trigger.GENERATED, "t/0/1", raw_bill=raw
+        "bill-1",
+        1,
+        _sources(original, raw)[source_index],
+        dump(account()),
+        [plain, sorting],
+        Trigger.GENERATED,
+        "t/0/1",
     )
     by_id = {cfg.id: body for cfg, _, body in built}
     assert raw in by_id["plain"]  # spliced as-is, no re-serialisation
@@ -47,3 +72,20 @@ def test_raw_input_is_reused_only_when_preparation_changes_nothing() -> None:
     sorted_env = DispatchEnvelope.model_validate_json(by_id["sorting"])
     assert [li.id for li in sorted_env.bill.line_items] == ["b", "a"]
     assert DispatchEnvelope.model_validate_json(by_id["plain"]).bill == original
+
+
+def test_spliced_bill_keeps_fields_this_version_does_not_know() -> None:
+    data = json.loads(bill(lines=[line("a", "USAGE", "9"), line("b", "USAGE", "1")]).to_bytes())
+    data["futureField"] = {"nested": [1, 2]}
+    data["lineItems"][0]["futureLineField"] = "kept"
+    raw = json.dumps(data).encode()
+    fast = decode_bill(raw)
+    assert fast is not None
+    sorting = config("sorting", entity={"sortLineItemsBy": "SUBTOTAL"})
+    out = json.loads(RawPreparedBills(raw, fast).prepared(sorting.entity_config))
+    assert out["futureField"] == {"nested": [1, 2]}
+    assert [li["id"] for li in out["lineItems"]] == ["b", "a"]
+    assert out["lineItems"][1]["futureLineField"] == "kept"
+    assert {k: v for k, v in out.items() if k != "lineItems"} == {
+        k: v for k, v in data.items() if k != "lineItems"
+    }
