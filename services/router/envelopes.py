@@ -115,6 +115,30 @@ class EnvelopeBuilder:
 
     def build(
         self,
+        bill: Bill,
+        account: Account,
+        configs: list[IntegrationConfig],
+        trigger: Trigger,
+        source: str,
+        replay_id: str | None = None,
+        raw_bill: bytes | None = None,
+        account_json: bytes | None = None,
+    ) -> list[tuple[IntegrationConfig, str, bytes]]:
+        """The envelopes for a bill the pydantic contract validated (tests, tools);
+        `raw_bill`, the validated input bytes, is reused for configurations that keep it."""
+        return self.build_prepared(
+            bill.id,
+            bill.version,
+            ModelPreparedBills(bill, raw_bill),
+            account_json or dump(account),
+            configs,
+            trigger,
+            source,
+            replay_id,
+        )
+
+    def build_prepared(
+        self,
         bill_id: str,
         bill_version: int,
         bills: PreparedBills,

@@ -36,7 +36,7 @@ def test_envelope_round_trips_with_prepared_bill(source_index: int) -> None:
     )
     acc = account()
     bills = _sources(original, original.to_bytes())[source_index]
-    [(got_cfg, did, body)] = EnvelopeBuilder({}).build(
+    [(got_cfg, did, body)] = EnvelopeBuilder({}).build_prepared(
         "bill-1", 1, bills, dump(acc), [cfg], Trigger.GENERATED, "t/0/5"
     )
     envelope = DispatchEnvelope.model_validate_json(body)
@@ -57,7 +57,7 @@ def test_raw_input_is_reused_only_when_preparation_changes_nothing(source_index:
     raw = original.to_bytes()
     plain = config("plain")
     sorting = config("sorting", entity={"sortLineItemsBy": "SUBTOTAL"})
-    built = EnvelopeBuilder({}).build(
+    built = EnvelopeBuilder({}).build_prepared(
         "bill-1",
         1,
         _sources(original, raw)[source_index],

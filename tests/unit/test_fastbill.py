@@ -52,7 +52,8 @@ def test_a_plain_bill_decodes_fast_with_the_contracts_values() -> None:
 
 
 @pytest.mark.parametrize(
-    "amount", ["1e400", "1e999999999", "NaN", "Infinity", "1E+2", "007", "1.0000000000000000001"]
+    "amount",
+    ["1e400", "1e999999999", "NaN", "Infinity", "1E+2", "007", "1.0000000000000000001", "١"],
 )
 def test_decimals_outside_plain_bounds_are_left_to_the_contract(amount: str) -> None:
     data = json.loads(bill().to_bytes())
@@ -60,9 +61,10 @@ def test_decimals_outside_plain_bounds_are_left_to_the_contract(amount: str) -> 
     assert decode_bill(json.dumps(data).encode()) is None
 
 
-def test_a_decimal_holding_a_newline_is_not_taken_for_two() -> None:
+@pytest.mark.parametrize("quantity", ["1,2", "1\n2", "", "-", "1.", ".5", "1-2", " 1", "1 "])
+def test_a_decimal_that_is_not_one_plain_number_is_left_to_the_contract(quantity: str) -> None:
     data = json.loads(bill().to_bytes())
-    data["lineItems"][0]["quantity"] = "1\n2"
+    data["lineItems"][0]["quantity"] = quantity
     assert decode_bill(json.dumps(data).encode()) is None
 
 
