@@ -11,7 +11,7 @@ import string
 import time
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from services.router.service import RouterService
@@ -217,14 +217,17 @@ async def test_two_routers_one_joining_mid_stream_route_everything_without_crash
         bs, settings.topics.name("integration_configs"), [(b"cfg-1", config("cfg-1").to_bytes())]
     )
     acc = account()
-    bills = [bill(f"bill-{i:04d}", embed=acc).to_bytes() for i in range(1500)]
+    total = 4000
+    bills = [bill(f"bill-{i:04d}", embed=acc).to_bytes() for i in range(total)]
     topic = settings.topics.dispatch("stripe")
+    # A backlog, so the first router is mid-stream (batches routed, acks and commits
+    # pending) when the second joins and takes partitions from it.
+    await publish(bs, gen, [(f"k{i}".encode(), b) for i, b in enumerate(bills[:2000])])
     async with running_router(settings) as first:
-        await publish(bs, gen, [(f"k{i}".encode(), b) for i, b in enumerate(bills[:500])])
         await wait_for(bs, topic, lambda r: len(r) >= 100, 60)
         async with running_router(settings) as second:
             publishing = asyncio.create_task(
-                publish(bs, gen, [(f"k{i}".encode(), b) for i, b in enumerate(bills[500:])])
+                publish(bs, gen, [(f"k{i}".encode(), b) for i, b in enumerate(bills[2000:])])
             )
             # Both hold partitions: the rebalance happened while bills were flowing.
             deadline = time.monotonic() + 60
@@ -237,7 +240,7 @@ async def test_two_routers_one_joining_mid_stream_route_everything_without_crash
                 topic,
                 lambda r: (
                     {json.loads(x.value)["bill"]["id"] for x in r}
-                    >= {f"bill-{i:04d}" for i in range(1500)}
+                    >= {f"bill-{i:04d}" for i in range(total)}
                 ),
                 120,
             )
@@ -251,4 +254,52 @@ async def test_two_routers_one_joining_mid_stream_route_everything_without_crash
             for router in (first, second):
                 assert router.routed_bills > 0
     ids = [json.loads(x.value)["bill"]["id"] for x in out]
-    assert set(ids) == {f"bill-{i:04d}" for i in range(1500)}
+    assert set(ids) == {f"bill-{i:04d}" for i in range(total)}
+
+
+async def test_a_batch_fetched_before_a_rebalance_commits_nothing_after_it(
+    settings: Settings,
+) -> None:
+    """Deterministic form of the race above: a batch routed by a router that has since
+    lost partitions must neither crash it (aiokafka refuses commits for unassigned
+    partitions) nor commit; the new owner routes those bills."""
+    await ensure_topics(settings)
+    bs = settings.kafka_bootstrap_servers
+    gen = settings.topics.name("bill_generated")
+    await publish(
+        bs, settings.topics.name("integration_configs"), [(b"cfg-1", config("cfg-1").to_bytes())]
+    )
+    acc = account()
+    await publish(
+        bs,
+        gen,
+        [(f"k{i}".encode(), bill(f"bill-{i:03d}", embed=acc).to_bytes()) for i in range(60)],
+    )
+    first = RouterService(settings)
+    await first.start()
+    try:
+        batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = {}
+        deadline = time.monotonic() + 60
+        while len(batch) < settings.topic_partitions:  # one batch from every partition
+            assert time.monotonic() < deadline, "the first router got no full batch"
+            for tp, records in (await first.consumer.getmany(timeout_ms=500)).items():
+                batch.setdefault(tp, records)
+        held = set(first.consumer.assignment())
+        async with running_router(settings):
+            deadline = time.monotonic() + 60
+            while set(first.consumer.assignment()) == held:
+                assert time.monotonic() < deadline, "no rebalance"
+                await asyncio.sleep(0.1)
+            await first.process_batch(batch)  # routed and acknowledged; must not raise
+            out = await wait_for(
+                bs,
+                settings.topics.dispatch("stripe"),
+                lambda r: (
+                    {json.loads(x.value)["bill"]["id"] for x in r}
+                    >= {f"bill-{i:03d}" for i in range(60)}
+                ),
+                60,
+            )
+    finally:
+        await first.stop()
+    assert {json.loads(x.value)["bill"]["id"] for x in out} == {f"bill-{i:03d}" for i in range(60)}
