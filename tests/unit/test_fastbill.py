@@ -159,6 +159,7 @@ def test_fast_acceptance_implies_contract_acceptance(data: dict[str, Any]) -> No
         assert Decimal(fast_line.subtotal) == model_line.subtotal
         assert Decimal(fast_line.quantity) == model_line.quantity
         assert fast_line.line_item_type == model_line.line_item_type
-        assert fast_line.service_period_start_date == model_line.service_period_start_date
-    assert fast.last_calculated_date == model.last_calculated_date
+        assert fast_line.aggregation_id == model_line.aggregation_id
+    # Dates and times are only validated here (the router forwards the input's bytes;
+    # msgspec rounds a seventh fractional digit where pydantic truncates it).
     assert fast.custom_fields == model.custom_fields
