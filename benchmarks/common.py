@@ -60,6 +60,14 @@ class MemorySampler:
         self._thread.join(1)
         return self.peak_rss
 
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time the process has used so far."""
+        try:
+            times = psutil.Process(self.pid).cpu_times()
+        except psutil.NoSuchProcess:
+            return float("nan")
+        return float(times.user + times.system)
+
 
 def spawn(module: str, settings: Settings, **extra: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(

@@ -215,18 +215,22 @@ async def main() -> None:
     assert base.stdout is not None
     base.stdout.readline()  # READY
     base_mem = MemorySampler(base.pid)
+    base_cpu0 = base_mem.cpu_seconds()
     _, base_rate = await drain_rate(
         bs, f"{settings.consumer_group_prefix}-passthrough", source, bills, "pass-through"
     )
+    base_cpu = base_mem.cpu_seconds() - base_cpu0
     base_peak = base_mem.stop()
     base.kill()
 
     router = spawn("services.router", settings, BILLSYNC_HTTP_PORT=str(HTTP_PORT))
     router_mem = MemorySampler(router.pid)
-    await wait_health()
+    await wait_health()  # tables loaded
+    router_cpu0 = router_mem.cpu_seconds()
     _, router_rate = await drain_rate(
         bs, f"{settings.consumer_group_prefix}-router", source, bills, "router"
     )
+    router_cpu = router_mem.cpu_seconds() - router_cpu0
     dispatch_topics = [
         settings.topics.dispatch(f) for f in ("stripe", "paddle", "salesforce", "xero")
     ]
@@ -254,6 +258,10 @@ async def main() -> None:
         f"{router_peak / 2**20:6.0f} MiB"
     )
     print(f"  ratio router/baseline : {router_rate / base_rate:10.0%}   (target >= 50%)")
+    print(
+        f"  process CPU per bill  : pass-through {base_cpu / bills * 1e6:.0f} us, "
+        f"router {router_cpu / bills * 1e6:.0f} us (during the drain)"
+    )
     print(
         f"  two routers, one group: {two_rate:10,.0f} bills/s   peak RSS "
         f"{two_peak / 2**20:6.0f} MiB (both)   ratio {two_rate / base_rate:.0%}"

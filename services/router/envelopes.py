@@ -22,7 +22,7 @@ from shared.contracts import (
     Trigger,
     dispatch_id,
 )
-from shared.contracts.fastbill import FastBill
+from shared.contracts.fastbill import DecodedBill
 from shared.routing.prepare import kept_line_indices, preparation_key, prepare_bill
 
 # The preparation that changes nothing: the input bytes can be reused.
@@ -44,41 +44,68 @@ class PreparedBills(Protocol):
 
 
 class RawPreparedBills:
-    """From the validated input bytes: lines are filtered and reordered as byte slices."""
+    """From the validated input bytes: lines are filtered and reordered as byte slices.
 
-    def __init__(self, raw: bytes, bill: FastBill) -> None:
+    The input's own bytes around its line list are kept, so only the list is rebuilt
+    (see _around_line_list); where the list cannot be located for certain, the bill is
+    rebuilt from its top-level fields."""
+
+    def __init__(self, raw: bytes, decoded: DecodedBill) -> None:
         self._raw = raw
-        self._bill = bill
+        self._decoded = decoded
         self._cache: dict[object, bytes] = {IDENTITY: raw}
-        self._fields: list[tuple[bytes, msgspec.Raw]] | None = None
-        self._lines: list[msgspec.Raw] = []
+        self._around: tuple[bytes, bytes] | None = None  # the input before / after the list
+        self._lines: list[msgspec.Raw] | None = None
 
     def prepared(self, entity: EntityConfig) -> bytes:
         key = preparation_key(entity)
         cached = self._cache.get(key)
         if cached is None:
-            order = kept_line_indices(self._bill.line_items, entity)
-            if order == list(range(len(self._bill.line_items))):
-                cached = self._raw
-            else:
-                cached = self._splice(order)
+            lines = self._decoded.lines
+            order = kept_line_indices(lines, entity)
+            cached = self._raw if order == list(range(len(lines))) else self._splice(order)
             self._cache[key] = cached
         return cached
 
     def _splice(self, order: list[int]) -> bytes:
-        if self._fields is None:
-            top = _TOP_LEVEL.decode(self._raw)
-            lines = top.pop("lineItems", None)
-            self._lines = _RAW_LIST.decode(lines) if lines is not None else []
-            self._fields = [(_encode(name), value) for name, value in top.items()]
-        parts: list[bytes | msgspec.Raw] = [b"{"]
-        for name, value in self._fields:
-            parts += (name, b":", value, b",")
-        parts.append(b'"lineItems":[')
+        if self._lines is None:
+            self._lines = _RAW_LIST.decode(self._decoded.bill.line_items)
+            self._around = _around_line_list(self._raw, bytes(self._decoded.bill.line_items))
         kept = self._lines
-        parts.append(b",".join([kept[i] for i in order]))
-        parts.append(b"]}")
+        line_list = b"".join((b"[", b",".join([kept[i] for i in order]), b"]"))
+        if self._around is not None:
+            return b"".join((self._around[0], line_list, self._around[1]))
+        parts: list[bytes | msgspec.Raw] = [b"{"]
+        for name, value in _TOP_LEVEL.decode(self._raw).items():
+            if name != "lineItems":
+                parts += (_encode(name), b":", value, b",")
+        parts += (b'"lineItems":', line_list, b"}")
         return b"".join(parts)
+
+
+_LINE_ITEMS_KEY = b'"lineItems"'
+
+
+def _around_line_list(raw: bytes, listed: bytes) -> tuple[bytes, bytes] | None:
+    """The input before and after the value of its top-level "lineItems", or None.
+
+    Only a \\u escape can spell a key's letters differently, so in an input without one
+    the top-level key is written literally; if those bytes occur once, they are that key
+    (a second occurrence, nested or as a string value, sends the caller the slow way).
+    Cheaper than searching the input for the list's own bytes."""
+    if b"\\u" in raw or raw.count(_LINE_ITEMS_KEY) != 1:
+        return None
+    at = raw.find(_LINE_ITEMS_KEY) + len(_LINE_ITEMS_KEY)
+    while raw[at : at + 1] in (b" ", b"\t", b"\r", b"\n"):
+        at += 1
+    if raw[at : at + 1] != b":":
+        return None
+    at += 1
+    while raw[at : at + 1] in (b" ", b"\t", b"\r", b"\n"):
+        at += 1
+    if not raw.startswith(listed, at):
+        return None
+    return raw[:at], raw[at + len(listed) :]
 
 
 class ModelPreparedBills:

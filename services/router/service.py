@@ -401,13 +401,13 @@ class RouterService:
             bill = _validate(Bill.model_validate_json, value)
             return Inbound.from_model(bill, trigger, approved, ModelPreparedBills(bill, value))
         embedded = None
-        embedded_json = fast.embedded_account()
+        embedded_json = fast.bill.embedded_account()
         if embedded_json is not None:
             embedded = _validate(Account.model_validate_json, embedded_json, "account")
         return Inbound(
-            fast.id,
-            fast.version,
-            fast.account_id,
+            fast.bill.id,
+            fast.bill.version,
+            fast.bill.account_id,
             embedded,
             trigger,
             approved,

@@ -13,6 +13,7 @@ Unknown fields are ignored here and kept in the bytes the router forwards."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated
 
@@ -29,6 +30,7 @@ _NUMBER_CHARS = b"0123456789.-,"
 _NUMBERS = msgspec.json.Decoder(list[float])
 
 _NULL = Raw(b"null")
+_EMPTY_LIST = Raw(b"[]")
 FastCustomFields = dict[str, str | bool | int | None]
 NonEmpty = Annotated[str, Meta(min_length=1)]
 
@@ -84,7 +86,9 @@ class FastBill(Struct, rename="camel", gc=False):
     # Validated by the pydantic `Account` (small, and the filter view needs the model);
     # msgspec keeps a Raw field as bytes even when they say null (see embedded_account).
     account: Raw = _NULL
-    line_items: list[FastLineItem] = []
+    # The lines' JSON as published (the router splices a prepared bill from it); decoded
+    # and validated into DecodedBill.lines by decode_bill.
+    line_items: Raw = _EMPTY_LIST
     custom_fields: FastCustomFields = {}
 
     def embedded_account(self) -> bytes | None:
@@ -92,16 +96,23 @@ class FastBill(Struct, rename="camel", gc=False):
         return None if self.account == _NULL else bytes(self.account)
 
 
+@dataclass(frozen=True, slots=True)
+class DecodedBill:
+    bill: FastBill
+    lines: list[FastLineItem]
+
+
 _DECODER = msgspec.json.Decoder(FastBill)
+_LINES = msgspec.json.Decoder(list[FastLineItem])
 
 
-def _decimals_plain(bill: FastBill) -> bool:
+def _decimals_plain(bill: FastBill, lines: list[FastLineItem]) -> bool:
     """Every decimal of the bill in plain notation within bounds. Checked all at once, in
     C: only digits, points, minus signs (no exponent, space, NaN), short enough, and the
     values joined by commas parse as exactly that many JSON numbers (which refuses "1.",
     ".5", "007", "1-2", "" and a value holding a comma)."""
     values = [bill.bill_total or "0"]
-    for line in bill.line_items:
+    for line in lines:
         values += (line.quantity, line.subtotal, line.average_unit_price or "0")
         for band in line.usage_per_pricing_band:
             values += (
@@ -122,10 +133,11 @@ def _decimals_plain(bill: FastBill) -> bool:
         return False
 
 
-def decode_bill(raw: bytes) -> FastBill | None:
+def decode_bill(raw: bytes) -> DecodedBill | None:
     """The bill if this decoder can vouch for it; None means: ask the pydantic contract."""
     try:
         bill = _DECODER.decode(raw)
+        lines = _LINES.decode(bill.line_items)
     except msgspec.DecodeError:  # msgspec.ValidationError is a DecodeError
         return None
-    return bill if _decimals_plain(bill) else None
+    return DecodedBill(bill, lines) if _decimals_plain(bill, lines) else None

@@ -17,7 +17,6 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from shared.contracts import DeadLetter
 
-
 # 256 KiB of value (about 342 KiB in base64) and 8 KiB of key keep a letter far below 1 MB.
 ORIGINAL_PREFIX_BYTES = 256 * 1024
 KEY_PREFIX_BYTES = 8 * 1024

@@ -4,6 +4,7 @@ prepared bill comes from the input's bytes (fast path) or from the pydantic mode
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 
@@ -88,4 +89,37 @@ def test_spliced_bill_keeps_fields_this_version_does_not_know() -> None:
     assert out["lineItems"][1]["futureLineField"] == "kept"
     assert {k: v for k, v in out.items() if k != "lineItems"} == {
         k: v for k, v in data.items() if k != "lineItems"
+    }
+
+
+@pytest.mark.parametrize(
+    "disguise",
+    [
+        # a field before the list holding the very same bytes
+        lambda raw, listed: raw.replace(b'"id":', b'"decoy":' + listed + b',"id":', 1),
+        # a nested "lineItems" holding them
+        lambda raw, listed: raw.replace(b'"id":', b'"x":{"lineItems":' + listed + b'},"id":', 1),
+        # the top-level key spelt with an escape, and a nested copy written plainly
+        lambda raw, listed: raw.replace(b'"lineItems":', b'"line\\u0049tems":').replace(
+            b'"id":', b'"x":{"lineItems":' + listed + b'},"id":', 1
+        ),
+        # spaces around the colon
+        lambda raw, listed: raw.replace(b'"lineItems":', b'"lineItems" :  '),
+    ],
+    ids=["copy-in-field", "nested-key", "escaped-key", "spaces"],
+)
+def test_the_line_list_is_replaced_where_it_is_and_nowhere_else(
+    disguise: Callable[[bytes, bytes], bytes],
+) -> None:
+    data = json.loads(bill(lines=[line("a", "USAGE", "9"), line("b", "USAGE", "1")]).to_bytes())
+    listed = json.dumps(data["lineItems"], separators=(",", ":")).encode()
+    raw = disguise(json.dumps(data, separators=(",", ":")).encode(), listed)
+    fast = decode_bill(raw)
+    assert fast is not None
+    sorting = config("sorting", entity={"sortLineItemsBy": "SUBTOTAL"})
+    out = json.loads(RawPreparedBills(raw, fast).prepared(sorting.entity_config))
+    assert [li["id"] for li in out["lineItems"]] == ["b", "a"]
+    original = json.loads(raw)
+    assert {k: v for k, v in out.items() if k != "lineItems"} == {
+        k: v for k, v in original.items() if k != "lineItems"
     }
