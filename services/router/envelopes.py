@@ -37,10 +37,14 @@ def dump(model: Bill | Account | IntegrationConfig) -> bytes:
     return model.model_dump_json(by_alias=True, exclude_none=True).encode()
 
 
-class PreparedBills(Protocol):
-    """The bill's JSON as each configuration's entity settings want it, cached per bill."""
+PreparationKey = tuple[frozenset[str], SortLineItemsBy]
 
-    def prepared(self, entity: EntityConfig) -> bytes: ...
+
+class PreparedBills(Protocol):
+    """The bill's JSON as each configuration's entity settings want it, cached per bill
+    under the settings' preparation key."""
+
+    def prepared(self, entity: EntityConfig, key: PreparationKey) -> bytes: ...
 
 
 class RawPreparedBills:
@@ -57,8 +61,7 @@ class RawPreparedBills:
         self._around: tuple[bytes, bytes] | None = None  # the input before / after the list
         self._lines: list[msgspec.Raw] | None = None
 
-    def prepared(self, entity: EntityConfig) -> bytes:
-        key = preparation_key(entity)
+    def prepared(self, entity: EntityConfig, key: PreparationKey) -> bytes:
         cached = self._cache.get(key)
         if cached is None:
             lines = self._decoded.lines
@@ -118,8 +121,7 @@ class ModelPreparedBills:
         if raw is not None:  # the validated input itself, for configurations that keep it
             self._cache[IDENTITY] = raw
 
-    def prepared(self, entity: EntityConfig) -> bytes:
-        key = preparation_key(entity)
+    def prepared(self, entity: EntityConfig, key: PreparationKey) -> bytes:
         cached = self._cache.get(key)
         if cached is None:
             cached = self._cache[key] = dump(prepare_bill(self._bill, entity))
@@ -127,11 +129,12 @@ class ModelPreparedBills:
 
 
 class EnvelopeBuilder:
-    """Builds the envelopes for one bill. Configuration JSON is cached across bills by
-    (id, version)."""
+    """Builds the envelopes for one bill. A configuration's JSON and preparation key are
+    computed once per (id, version)."""
 
     def __init__(self, config_json_cache: dict[tuple[str, int], bytes]) -> None:
         self._config_cache = config_json_cache
+        self._keys: dict[tuple[str, int], PreparationKey] = {}
 
     def config_json(self, config: IntegrationConfig) -> bytes:
         key = (config.id, config.version)
@@ -139,6 +142,13 @@ class EnvelopeBuilder:
         if cached is None:
             cached = self._config_cache[key] = dump(config)
         return cached
+
+    def _preparation_key(self, config: IntegrationConfig) -> PreparationKey:
+        version = (config.id, config.version)
+        key = self._keys.get(version)
+        if key is None:
+            key = self._keys[version] = preparation_key(config.entity_config)
+        return key
 
     def build(
         self,
@@ -198,7 +208,7 @@ class EnvelopeBuilder:
                     b',"account":',
                     account_json,
                     b',"bill":',
-                    bills.prepared(config.entity_config),
+                    bills.prepared(config.entity_config, self._preparation_key(config)),
                     b"}",
                 )
             )

@@ -141,6 +141,7 @@ class RouterService:
         }
         self._filtered = {r: m.FILTERED.labels(r.value) for r in FilterReason}
         self._dispatched = {d: m.DISPATCHES.labels(d.value) for d in Destination}
+        self._dispatch_topics = {d: topics.dispatch(d.family) for d in Destination}
         self._running = False
         self._started = False
         self.routed_bills = 0
@@ -321,7 +322,7 @@ class RouterService:
             source,
             inbound.replay_id,
         ):
-            topic = self.settings.topics.dispatch(config.destination.family)
+            topic = self._dispatch_topics[config.destination]
             if len(body) > self.dispatch_max_bytes:
                 futures.append(asyncio.ensure_future(self._send_large(record, topic, config, body)))
             else:

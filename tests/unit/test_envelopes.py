@@ -18,6 +18,7 @@ from services.router.envelopes import (
 from shared.contracts import Bill, DispatchEnvelope, Trigger, dispatch_id
 from shared.contracts.fastbill import decode_bill
 from shared.routing import prepare_bill
+from shared.routing.prepare import preparation_key
 from tests.support.builders import account, bill, config, line
 
 
@@ -83,7 +84,11 @@ def test_spliced_bill_keeps_fields_this_version_does_not_know() -> None:
     fast = decode_bill(raw)
     assert fast is not None
     sorting = config("sorting", entity={"sortLineItemsBy": "SUBTOTAL"})
-    out = json.loads(RawPreparedBills(raw, fast).prepared(sorting.entity_config))
+    out = json.loads(
+        RawPreparedBills(raw, fast).prepared(
+            sorting.entity_config, preparation_key(sorting.entity_config)
+        )
+    )
     assert out["futureField"] == {"nested": [1, 2]}
     assert [li["id"] for li in out["lineItems"]] == ["b", "a"]
     assert out["lineItems"][1]["futureLineField"] == "kept"
@@ -117,7 +122,11 @@ def test_the_line_list_is_replaced_where_it_is_and_nowhere_else(
     fast = decode_bill(raw)
     assert fast is not None
     sorting = config("sorting", entity={"sortLineItemsBy": "SUBTOTAL"})
-    out = json.loads(RawPreparedBills(raw, fast).prepared(sorting.entity_config))
+    out = json.loads(
+        RawPreparedBills(raw, fast).prepared(
+            sorting.entity_config, preparation_key(sorting.entity_config)
+        )
+    )
     assert [li["id"] for li in out["lineItems"]] == ["b", "a"]
     original = json.loads(raw)
     assert {k: v for k, v in out.items() if k != "lineItems"} == {
