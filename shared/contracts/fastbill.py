@@ -111,9 +111,11 @@ def _decimals_plain(bill: FastBill, lines: list[FastLineItem]) -> bool:
     C: only digits, points, minus signs (no exponent, space, NaN), short enough, and the
     values joined by commas parse as exactly that many JSON numbers (which refuses "1.",
     ".5", "007", "1-2", "" and a value holding a comma)."""
-    values = [bill.bill_total or "0"]
+    values = [line.quantity for line in lines]
+    values += [line.subtotal for line in lines]
+    values += [line.average_unit_price or "0" for line in lines]
+    values.append(bill.bill_total or "0")
     for line in lines:
-        values += (line.quantity, line.subtotal, line.average_unit_price or "0")
         for band in line.usage_per_pricing_band:
             values += (
                 band.lower_limit or "0",
