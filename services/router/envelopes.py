@@ -184,9 +184,11 @@ class EnvelopeBuilder:
         trigger: Trigger,
         source: str,
         replay_id: str | None = None,
+        routed_at: str | None = None,
     ) -> list[tuple[IntegrationConfig, str, bytes]]:
-        """Returns (configuration, dispatch id, envelope bytes) per configuration."""
-        routed_at = datetime.now(UTC).isoformat()
+        """Returns (configuration, dispatch id, envelope bytes) per configuration.
+        `routed_at` defaults to now (the router passes one time per consumer batch)."""
+        routed_at = routed_at or datetime.now(UTC).isoformat()
         out: list[tuple[IntegrationConfig, str, bytes]] = []
         for config in configs:
             did = dispatch_id(bill_id, bill_version, config.id, config.version, trigger, replay_id)

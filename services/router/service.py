@@ -19,6 +19,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import pydantic
@@ -123,6 +124,7 @@ class RouterService:
         )
         self.http = ObservabilityServer(SERVICE, self._health)
         self._builder = EnvelopeBuilder({})
+        self._routed_at: str | None = None
         self.dispatch_max_bytes = DISPATCH_MAX_BYTES
         self._sender = BatchSender(self.producer)  # the dispatches of one consumer batch
         self._large_producer: AIOKafkaProducer | None = None
@@ -232,6 +234,7 @@ class RouterService:
         pending: list[Awaitable[object]] = []
         stamps: list[float] = []
         offsets: dict[TopicPartition, int] = {}
+        self._routed_at = datetime.now(UTC).isoformat()  # one routing time per batch
         for tp, records in batches.items():
             for record in records:
                 pending.extend(await self.handle(record))
@@ -321,6 +324,7 @@ class RouterService:
             inbound.trigger,
             source,
             inbound.replay_id,
+            self._routed_at,
         ):
             topic = self._dispatch_topics[config.destination]
             if len(body) > self.dispatch_max_bytes:
