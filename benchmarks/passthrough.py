@@ -8,6 +8,7 @@ import sys
 
 from aiokafka import AIOKafkaConsumer
 
+from shared.kafka.client_options import kafka_options
 from shared.kafka.producer import make_producer
 from shared.settings import get_settings
 
@@ -18,7 +19,7 @@ async def main() -> None:
     producer = make_producer(settings.kafka_bootstrap_servers)
     consumer = AIOKafkaConsumer(
         source,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **kafka_options(settings.kafka_bootstrap_servers),
         group_id=f"{settings.consumer_group_prefix}-passthrough",
         enable_auto_commit=False,
         auto_offset_reset="earliest",

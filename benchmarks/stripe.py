@@ -33,6 +33,7 @@ from services.router.envelopes import EnvelopeBuilder
 from shared.contracts import IntegrationRun, ResultRecordAdapter, RunStatus, Trigger, parse_config
 from shared.credentials import CredentialAdapter, CredentialCipher, generate_key
 from shared.credentials.store import publish_credential, seal
+from shared.kafka.client_options import kafka_options
 from shared.kafka.producer import make_producer
 from shared.kafka.topics import delete_topics_with_prefix, ensure_topics
 from shared.sampledata import make_accounts, make_bills
@@ -206,7 +207,7 @@ async def wait_final(settings: Settings, count: int) -> list[tuple[IntegrationRu
     """The first final record of each run (and its broker timestamp), once `count` exist."""
     consumer = AIOKafkaConsumer(
         settings.topics.name("integration_results"),
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **kafka_options(settings.kafka_bootstrap_servers),
         group_id=None,
         auto_offset_reset="earliest",
     )

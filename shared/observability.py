@@ -8,6 +8,8 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
+import shared.buildinfo  # noqa: F401  (billsync_build_info on every /metrics)
+
 HealthCheck = Callable[[], dict[str, Any]]
 
 

@@ -10,6 +10,7 @@ import uuid
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from shared.contracts import Bill, ReplayRequest
+from shared.kafka.client_options import kafka_options
 from shared.settings import Settings
 
 
@@ -28,7 +29,7 @@ def parse_source(source: str) -> tuple[str, int, int]:
 
 async def read_bill_at(settings: Settings, topic: str, partition: int, offset: int) -> Bill:
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None, enable_auto_commit=False
+        **kafka_options(settings.kafka_bootstrap_servers), group_id=None, enable_auto_commit=False
     )
     await consumer.start()
     try:

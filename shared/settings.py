@@ -4,8 +4,9 @@ plain KAFKA_BOOTSTRAP_SERVERS that every service, tool and test honours)."""
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -31,6 +32,7 @@ class TopicNames(BaseSettings):
     credentials: str = "integration-credentials"
     # Services' own state (compacted): see shared/kafka/topics.py for each one's policy.
     monitor_state: str = "monitor-state"
+    monitor_webhooks: str = "monitor-webhooks"
     webhook_events: str = "stripe-webhook-events"
     sink_schedule: str = "sink-schedule"
     sink_leases: str = "sink-leases"
@@ -40,6 +42,47 @@ class TopicNames(BaseSettings):
 
     def dispatch(self, family: str) -> str:
         return self.name(f"dispatch_{family}")
+
+
+class KafkaSecurity(BaseSettings):
+    """How every Kafka client (services, tools, tests) authenticates to the broker; one set
+    for the whole process, from BILLSYNC_KAFKA_* (shared.kafka.client_options applies it).
+    The defaults are the local broker's plain listener."""
+
+    model_config = SettingsConfigDict(env_prefix="BILLSYNC_KAFKA_", extra="ignore")
+
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    # TLS: the CA that signed the broker's certificate (None = the system's trust store),
+    # and a client certificate + key where the broker authenticates clients by TLS (mTLS).
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_check_hostname: bool = True
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+    @model_validator(mode="after")
+    def _complete(self) -> KafkaSecurity:
+        if self.uses_sasl and (not self.sasl_username or self.sasl_password is None):
+            raise ValueError(
+                f"BILLSYNC_KAFKA_SECURITY_PROTOCOL={self.security_protocol} needs "
+                "BILLSYNC_KAFKA_SASL_USERNAME and BILLSYNC_KAFKA_SASL_PASSWORD"
+            )
+        if bool(self.ssl_certfile) != bool(self.ssl_keyfile):
+            raise ValueError(
+                "a client certificate needs both BILLSYNC_KAFKA_SSL_CERTFILE and "
+                "BILLSYNC_KAFKA_SSL_KEYFILE"
+            )
+        return self
 
 
 class Settings(BaseSettings):

@@ -19,3 +19,6 @@ if [[ ${#need[@]} -gt 0 ]]; then
   fi
 fi
 bash "$(dirname "${BASH_SOURCE[0]}")/install-stripe-mock.sh"
+bash "$(dirname "${BASH_SOURCE[0]}")/install-prometheus.sh"
+bash "$(dirname "${BASH_SOURCE[0]}")/install-kustomize.sh"
+bash "$(dirname "${BASH_SOURCE[0]}")/install-browser.sh"

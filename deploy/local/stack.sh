@@ -9,10 +9,17 @@ state="$root/.local/stack"
 logs="$state/logs"
 py="$root/.venv/bin/python"
 billsync="$root/.venv/bin/billsync"
+# The encryption key, the database and the logs are for this user only: everything the
+# stack writes is created owner-only, and files an older version left open are closed.
+umask 077
 mkdir -p "$logs"
+chmod 700 "$root/.local" "$state" "$logs"
+chmod 600 "$state"/credentials.key "$state"/billsync.db* "$logs"/*.log 2>/dev/null || true
 
 export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092}"
-if [[ ! -f "$state/credentials.key" ]]; then "$billsync" credentials keygen > "$state/credentials.key"; fi
+if [[ ! -f "$state/credentials.key" ]]; then
+  "$billsync" credentials keygen --out "$state/credentials.key" >/dev/null
+fi
 export BILLSYNC_CREDENTIALS_KEY="$(cat "$state/credentials.key")"
 export BILLSYNC_STRIPE_API_BASE="http://127.0.0.1:12111"
 export BILLSYNC_PADDLE_SANDBOX_API_BASE="http://127.0.0.1:12112"
@@ -90,18 +97,21 @@ up() {
   start paddle-sink 9304 "$billsync" paddle-sink
   start monitor 9303 "$billsync" monitor
   start webhooks 8090 "$billsync" webhooks
+  start prometheus 9090 deploy/prometheus/local.sh "$state"   # scrapes every service, alert rules loaded
   wait_http http://127.0.0.1:9301/health router
   wait_http http://127.0.0.1:9302/health stripe-sink
   wait_http http://127.0.0.1:9304/health paddle-sink
   "$billsync" produce-sample --accounts 12 --bills 40 --lines 12
   echo
   echo "Give it a few seconds, then look at:"
+  echo "  the web console:                http://127.0.0.1:8700/console/  (sign in with the token local-admin-token, or local-read-token to look only)"
   echo "  invoices in the local Stripe:   curl -s http://127.0.0.1:12111/_fake/state | python3 -m json.tool | less"
   echo "  transactions in the local Paddle: curl -s http://127.0.0.1:12112/_fake/state | python3 -m json.tool | less"
   echo "  router metrics:                 curl -s http://127.0.0.1:9301/metrics | grep billsync_router"
   echo "  Stripe sink metrics:            curl -s http://127.0.0.1:9302/metrics | grep billsync_sink"
   echo "  integration runs (API):         curl -s -H 'Authorization: Bearer local-read-token' http://127.0.0.1:8700/integrationruns"
   echo "  integration runs (CLI):         BILLSYNC_CONTROL_URL=$BILLSYNC_CONTROL_URL BILLSYNC_CONTROL_TOKEN=local-read-token .venv/bin/billsync runs list"
+  echo "  Prometheus (graphs, alerts):    http://127.0.0.1:9090/alerts  (dashboards: deploy/grafana/)"
   echo "  service logs:                   .local/stack/logs/"
   echo "Stop everything with: make down"
 }

@@ -15,7 +15,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from prometheus_client import Counter
 
 from shared.contracts import ResultRecord, ResultRecordAdapter
+from shared.kafka.client_options import kafka_options
 from shared.kafka.deadletter import send_dead_letter
+from shared.kafka.lag import LagWatcher
 from shared.lifecycle import cancel_and_wait
 from shared.logging import get_logger
 from shared.settings import Settings
@@ -42,6 +44,7 @@ class ResultsIngester:
         self.group_id = f"{settings.consumer_group_prefix}-{group_suffix}"
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
+        self._lag: LagWatcher | None = None
         self.records_seen = 0
         self.last_batch_at: float | None = None
         self.failing_since: float | None = None
@@ -49,19 +52,23 @@ class ResultsIngester:
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(
             self.topic,
-            bootstrap_servers=self._settings.kafka_bootstrap_servers,
+            **kafka_options(self._settings.kafka_bootstrap_servers),
             group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_interval_ms=600_000,
         )
         await self._consumer.start()
+        self._lag = LagWatcher(self._consumer, self.group_id)
+        self._lag.start()
         self._task = asyncio.create_task(self._run(), name="control-ingest")
         self._task.add_done_callback(_report_crash)
 
     async def stop(self) -> None:
         await cancel_and_wait(self._task)
         self._task = None
+        if self._lag is not None:
+            await self._lag.stop()
         if self._consumer is not None:
             await self._consumer.stop()
             self._consumer = None

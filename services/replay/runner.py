@@ -16,6 +16,7 @@ from services.replay.options import ReplayInputError, ReplayOptions
 from services.replay.plan import plan_bill
 from services.replay.ranges import PartitionRange, resolve_ranges
 from shared.contracts import Account, Bill, parse_config
+from shared.kafka.client_options import kafka_options
 from shared.kafka.producer import make_producer
 from shared.kafka.table import CompactedTable
 from shared.logging import get_logger
@@ -109,7 +110,7 @@ class Replayer:
 
     async def run(self) -> ReplayStats:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            **kafka_options(self.settings.kafka_bootstrap_servers),
             group_id=None,
             enable_auto_commit=False,
         )

@@ -19,6 +19,7 @@ from typing import Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
+from shared.kafka.client_options import kafka_options
 from shared.lifecycle import cancel_and_wait
 from shared.logging import get_logger
 
@@ -55,7 +56,7 @@ class CompactedTable(Generic[V]):
 
     async def start(self, wait_ready: bool = True, timeout: float = 60.0) -> None:
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
+            **kafka_options(self._bootstrap),
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

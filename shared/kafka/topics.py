@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from shared.kafka.client_options import check_access, kafka_options
 from shared.logging import get_logger
 from shared.settings import Settings
 
@@ -79,6 +80,9 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     )
     # One partition: every instance sees claims in the same order (shared/sinks/leases.py).
     specs.append(TopicSpec(t.name("sink_leases"), 1, retention_ms=LEASES_RETENTION_MS))
+    # The monitor's durable outbox of provider-error webhooks: one partition keeps them in
+    # the order the errors happened (services/monitor/notify_webhook.py).
+    specs.append(TopicSpec(t.name("monitor_webhooks"), 1))
     specs += [TopicSpec(t.name(f), n) for f in plain]
     return specs
 
@@ -86,7 +90,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
 async def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> list[str]:
     """Create any missing topic; existing topics are left as they are. Returns created names."""
     specs = specs if specs is not None else topic_specs(settings)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await check_access(settings.kafka_bootstrap_servers)  # a clear message, not a timeout
+    admin = AIOKafkaAdminClient(**kafka_options(settings.kafka_bootstrap_servers))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -111,7 +116,7 @@ async def delete_topics_with_prefix(bootstrap_servers: str, prefix: str) -> list
     """Delete every topic whose name starts with `prefix` (test and benchmark namespaces)."""
     if not prefix:
         raise ValueError("refusing to delete every topic: give a non-empty prefix")
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = AIOKafkaAdminClient(**kafka_options(bootstrap_servers))
     await admin.start()
     try:
         names = [t for t in await admin.list_topics() if t.startswith(prefix)]

@@ -74,8 +74,8 @@ PROVIDER_LATENCY = Histogram(
 )
 RATE_LIMIT_WAIT = Histogram(
     "billsync_sink_rate_limiter_wait_seconds",
-    "Time spent waiting for the rate limiter",
-    ["destination"],
+    "Time spent waiting for the credential's rate limiter",
+    ["destination", "credential_id"],
     buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 
@@ -116,8 +116,10 @@ class ProviderCalls:
         destination: str,
         limiter: AdaptiveRateLimiter | QuotaLimiter,
         classify: Callable[[BaseException], SinkError | None],
+        credential_id: str = "",
     ) -> None:
         self.destination = destination
+        self.credential_id = credential_id
         self.limiter = limiter
         self._classify = classify
         self.count = 0
@@ -167,7 +169,7 @@ class ProviderCalls:
 
     async def _once(self, endpoint: str, fn: Callable[[], Awaitable[T]], write: bool) -> T:
         waited = await self.limiter.acquire(endpoint)
-        RATE_LIMIT_WAIT.labels(self.destination).observe(waited)
+        RATE_LIMIT_WAIT.labels(self.destination, self.credential_id).observe(waited)
         started = time.monotonic()
         self.count += 1
         try:

@@ -19,6 +19,7 @@ from shared.contracts import (
     IntegrationRun,
     ReplayRequest,
 )
+from shared.kafka.client_options import kafka_options
 from shared.settings import Settings
 from tests.support.builders import bill
 from tests.support.control import Api, api_for, database_backends
@@ -215,7 +216,7 @@ async def test_events_listed_and_actioned(api: Api, settings: Settings) -> None:
 
 
 async def _bill_at(settings: Settings, bill_id: str) -> str:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    producer = AIOKafkaProducer(**kafka_options(settings.kafka_bootstrap_servers))
     await producer.start()
     try:
         topic = settings.topics.name("bill_generated")

@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 from services.replay.options import ReplayInputError, ReplayOptions
 from services.replay.runner import Replayer, ReplayStats
 from shared.contracts import ReplayRequest
+from shared.kafka.client_options import kafka_options
 from shared.kafka.topics import ensure_topics
 from shared.settings import Settings
 from shared.sinks.invoice_map import InvoiceMapRecord, InvoiceState
@@ -33,7 +34,7 @@ async def seed(settings: Settings) -> None:
     """p0: bill-0..bill-4 at T0+0..4 min (acc-1 even, acc-2 odd); p1: bill-5..7 at
     T0+10..12 min; p2 empty. A malformed record closes p1."""
     await ensure_topics(settings)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    producer = AIOKafkaProducer(**kafka_options(settings.kafka_bootstrap_servers), acks="all")
     await producer.start()
     topic = settings.topics.name("bill_generated")
     try:
@@ -220,7 +221,7 @@ async def test_bad_input_gets_a_clear_error(settings: Settings) -> None:
         return subprocess.run(
             [sys.executable, "-m", "services.replay", *argv],
             cwd=ROOT,
-            env=service_env(settings),
+            env=service_env(settings, BILLSYNC_LOG_LEVEL="INFO"),
             capture_output=True,
             text=True,
             timeout=60,
@@ -234,3 +235,10 @@ async def test_bad_input_gets_a_clear_error(settings: Settings) -> None:
     good = cli("--topic", "bill-generated", "--from-offset", "3", "--partition", "0", "--json")
     assert good.returncode == 0, good.stderr
     assert json.loads(good.stdout.splitlines()[-1])["summary"]["published"] == 2
+    # Text mode: human lines on stdout (log lines go to stderr), and an empty range says so.
+    empty = cli("--topic", "bill-generated", "--from-time", "2099-01-01")
+    assert empty.returncode == 0, empty.stderr
+    assert empty.stdout.strip() and not any(
+        line.startswith("{") for line in empty.stdout.splitlines()
+    )
+    assert "nothing to replay" in empty.stdout and "replay_finished" in empty.stderr

@@ -9,13 +9,15 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
+from shared.kafka.client_options import kafka_options
+
 Record = ConsumerRecord[bytes, bytes]
 
 
 async def publish(
     bootstrap: str, topic: str, items: list[tuple[bytes | None, bytes | None]]
 ) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = AIOKafkaProducer(**kafka_options(bootstrap), acks="all")
     await producer.start()
     try:
         for key, value in items:
@@ -28,7 +30,7 @@ async def publish(
 async def read_topic(bootstrap: str, topic: str) -> list[Record]:
     """Every record currently in the topic (all partitions, from the beginning)."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **kafka_options(bootstrap),
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -89,7 +91,7 @@ async def group_offsets(
 ) -> tuple[dict[int, int], dict[int, int]]:
     """(committed, end) offsets of a consumer group per partition of a topic."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+        **kafka_options(bootstrap), group_id=group, enable_auto_commit=False
     )
     await consumer.start()
     try:
