@@ -109,7 +109,7 @@ class PaddleDestination(SinkDestination[PaddleApi]):
         self.limits = limits or paddle_limits()
 
     def use_mappings(self, lookup: MappingLookup) -> None:
-        """The external mappings the runner keeps (its MappingIndex.for_account)."""
+        """The external mappings the runner keeps (its state's `mappings_for`)."""
         self.mappings = lookup
 
     def rate_spec(self, destination: Destination, credential: Credential) -> RateSpec:

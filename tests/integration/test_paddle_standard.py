@@ -1,4 +1,5 @@
-"""The standard destination suite, run for Paddle against the local Paddle (no Kafka)."""
+"""The standard destination suite, run for Paddle against the local Paddle (one test also on
+the broker, through the whole sink runner)."""
 
 from __future__ import annotations
 
