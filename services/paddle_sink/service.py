@@ -4,9 +4,8 @@ mappings handed to the destination.
 Paddle needs more from the external mappings than the one customer id the framework
 resolves (the address and business of the account, the Paddle product of each line), so
 the destination reads the runner's mappings (`runner.state.mappings_for`). The framework
-has no hook for that yet:
-`paddle_runner` binds it, and `serve` is `shared.sinks.service.serve_sink` around that
-runner."""
+has no hook for that yet: `paddle_runner` binds it, and `serve` is
+`shared.sinks.service.serve_sink` around that runner."""
 
 from __future__ import annotations
 
