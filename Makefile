@@ -6,7 +6,7 @@ UV ?= python3 -m uv
 export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092
 
 .PHONY: setup kafka-up kafka-down up down test test-unit lint typecheck schemas check-schemas \
-        bench-router bench-stripe bench-batching screenshots soak bench-monitor clean
+        bench-router bench-stripe bench-paddle bench-batching screenshots soak bench-monitor clean
 
 setup: .venv/.synced
 
@@ -55,6 +55,9 @@ bench-router: setup kafka-up
 
 bench-stripe: setup kafka-up
 	$(PY) -m benchmarks.stripe
+
+bench-paddle: setup kafka-up
+	$(PY) -m benchmarks.paddle
 
 # Screenshots of the console's main pages into docs/console/ (uses the running broker named
 # by KAFKA_BOOTSTRAP_SERVERS and the system Chromium: deploy/ci/install-browser.sh).
