@@ -62,6 +62,8 @@ class _Fault:
     action: str | None  # None | "drop_after_commit" | "drop_before_commit"
     count: int
     latency: float = 0.0
+    code: str | None = None
+    message: str | None = None
 
 
 @dataclass
@@ -183,11 +185,19 @@ class FakeSalesforce:
         count: int = 1,
         path_prefix: str = "/services/data/",
         latency: float = 0.0,
+        code: str | None = None,
+        message: str | None = None,
     ) -> None:
-        """The next `count` API calls under `path_prefix`: answer `status` (a 5xx), or
-        `action` "drop_after_commit" (do the work, then drop the connection) or
+        """The next `count` API calls under `path_prefix`: answer `status` (5xx:
+        SERVER_UNAVAILABLE, 403: REQUEST_LIMIT_EXCEEDED, 401: INVALID_SESSION_ID, or `code`),
+        or `action` "drop_after_commit" (do the work, then drop the connection) or
         "drop_before_commit"; `latency` seconds first."""
-        self.faults.append(_Fault(path_prefix, status, action, count, latency))
+        self.faults.append(_Fault(path_prefix, status, action, count, latency, code, message))
+
+    def lock(self, record_id: str) -> None:
+        """Lock a record as an approval process does: updates are refused with
+        ENTITY_IS_LOCKED, and so are changes to its master-detail children."""
+        self.store.locked.add(record_id)
 
     def seed(self, obj: str, **values: Any) -> str:
         """Create a record directly (an Account the sink will parent bills to)."""
@@ -320,12 +330,8 @@ class FakeSalesforce:
             if fault is not None and fault.action == "drop_before_commit":
                 return self._drop(request)
             if fault is not None and fault.status is not None:
-                return _sf_error(
-                    fault.status,
-                    "SERVER_UNAVAILABLE" if fault.status >= 500 else "UNKNOWN_EXCEPTION",
-                    "Injected failure from the local Salesforce.",
-                    self._limit_headers(),
-                )
+                code, message = _injected(fault)
+                return _sf_error(fault.status, code, message, self._limit_headers())
             if match is None:
                 return _sf_error(404, "NOT_FOUND", "The requested resource does not exist", {})
             version = float(match.group(1))
@@ -605,6 +611,19 @@ class FakeSalesforce:
                 for o in out
             ]
         return 200, {"compositeResponse": out}
+
+
+def _injected(fault: _Fault) -> tuple[str, str]:
+    status = fault.status or 500
+    if status == 403:
+        code, message = "REQUEST_LIMIT_EXCEEDED", "ConcurrentPerOrgLongTxn Limit exceeded."
+    elif status == 401:
+        code, message = "INVALID_SESSION_ID", "Session expired or invalid"
+    elif status >= 500:
+        code, message = "SERVER_UNAVAILABLE", "Injected failure from the local Salesforce."
+    else:
+        code, message = "UNKNOWN_EXCEPTION", "Injected failure from the local Salesforce."
+    return fault.code or code, fault.message or message
 
 
 _REF = re.compile(r"@\{([\w]+)((?:\.\w+|\[\d+\])*)\}")

@@ -58,6 +58,7 @@ class Store:
     objects: dict[str, ObjectDef]
     now: Any  # () -> float, wall-clock seconds
     records: dict[str, dict[str, JSON]] = field(default_factory=dict)  # object -> id -> rec
+    locked: set[str] = field(default_factory=set)  # record ids under an approval lock
     _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     # -- lookup ----------------------------------------------------------------------------
@@ -288,6 +289,13 @@ class Store:
         if not errors:
             merged = {**(existing or {}), **values}
             errors.extend(_rule_errors(obj, merged, rules))
+        if not errors and self._is_locked(obj, existing, values):
+            errors.append(
+                error(
+                    "ENTITY_IS_LOCKED",
+                    "This record is locked. If you need to edit it, contact your admin",
+                )
+            )
         if errors:
             return {"success": False, "errors": errors}, False
         stamp = self._stamp()
@@ -303,6 +311,17 @@ class Store:
         existing.update(values)
         existing["LastModifiedDate"] = stamp
         return {"id": existing["Id"], "success": True, "errors": [], "created": False}, True
+
+    def _is_locked(self, obj: ObjectDef, existing: JSON | None, values: JSON) -> bool:
+        if existing is not None and existing["Id"] in self.locked:
+            return True
+        # A master-detail child (a required lookup) is locked with its master.
+        for fdef in obj.fields.values():
+            if fdef.type == "reference" and fdef.required:
+                parent = values.get(fdef.name) or (existing or {}).get(fdef.name)
+                if parent in self.locked:
+                    return True
+        return False
 
     def delete(self, record_id: str) -> JSON:
         if not _ID_RE.match(record_id):

@@ -29,7 +29,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import quote_plus
 
-from shared.contracts import Account, Bill, ExternalMapping, ExternalSystem, LineItem
+from shared.contracts import Bill, ExternalMapping, ExternalSystem, LineItem
 from shared.contracts.config import (
     SalesforceDestinationConfig,
     SalesforceIntegrationConfig,
@@ -172,10 +172,17 @@ class Objects:
 # -- the account ------------------------------------------------------------------------
 
 
+def resolve_account(
+    bill: Bill, config: SalesforceIntegrationConfig, mappings: Iterable[ExternalMapping]
+) -> str:
+    """The customer the framework resolves before delivery (shared/sinks/customers.py):
+    the m3ter account id, or with "use external mapping account code" the Salesforce
+    Account id of the external mapping (MissingAccountMappingError when there is none)."""
+    return resolve_customer(bill.account_id, config, mappings, ExternalSystem.SALESFORCE)
+
+
 def account_reference(
-    bill: Bill,
-    config: SalesforceIntegrationConfig,
-    mappings: Iterable[ExternalMapping],
+    bill: Bill, config: SalesforceIntegrationConfig, customer_id: str
 ) -> dict[str, Any]:
     """The bill record's parent Account fields (empty when no lookup is configured)."""
     dest = config.destination_config
@@ -184,14 +191,13 @@ def account_reference(
     if not config.entity_config.use_external_mapping_account_code:
         relationship = dest.account_lookup_field[: -len("__c")] + "__r"
         return {relationship: {dest.account_external_id_field: bill.account_id}}
-    account_id = resolve_customer(bill.account_id, config, mappings, ExternalSystem.SALESFORCE)
-    if not _looks_like_id(account_id):
+    if not _looks_like_id(customer_id):
         raise FatalBillError(
             f"the Salesforce external mapping of account {bill.account_id!r} holds "
-            f"{account_id!r}, which is not a Salesforce record id (15 or 18 letters and "
+            f"{customer_id!r}, which is not a Salesforce record id (15 or 18 letters and "
             "digits, an Account starts with 001): correct the mapping, then resend the bill"
         )
-    return {dest.account_lookup_field: account_id}
+    return {dest.account_lookup_field: customer_id}
 
 
 def _looks_like_id(value: str) -> bool:
@@ -291,18 +297,13 @@ def line_key(bill_id: str, line_id: str) -> str:
     return f"{bill_id}:{line_id}"
 
 
-def plan_records(
-    bill: Bill,
-    account: Account | None,
-    config: SalesforceIntegrationConfig,
-    mappings: Iterable[ExternalMapping],
-) -> BillRecords:
+def plan_records(bill: Bill, config: SalesforceIntegrationConfig, customer_id: str) -> BillRecords:
     """One bill's records. Excluded line item types are dropped and lines sorted as the
     configuration says (the router prepared the bill already; preparing again is a no-op
     that keeps this plan right for any caller)."""
     dest = config.destination_config
     objects = Objects.of(dest)
-    parent = account_reference(bill, config, mappings)
+    parent = account_reference(bill, config, customer_id)
     lines = prepare_lines(bill.line_items, config.entity_config)
     bill_fields = _fields(DEFAULT_BILL_FIELDS, dest.bill_field_mapping)
     line_fields = _fields(DEFAULT_LINE_FIELDS, dest.line_field_mapping)

@@ -20,6 +20,7 @@ from services.salesforce_sink.mapping import (
     plan_deletes,
     plan_records,
     plan_upserts,
+    resolve_account,
 )
 from shared.contracts import Bill, ExternalMapping, SalesforceIntegrationConfig
 from shared.sinks.errors import FatalBillError, MissingAccountMappingError
@@ -55,7 +56,9 @@ def records(
     config: SalesforceIntegrationConfig | None = None,
     mappings: list[ExternalMapping] | None = None,
 ) -> BillRecords:
-    return plan_records(bill or make_bill(), None, config or cfg(), mappings or [])
+    bill = bill or make_bill()
+    config = config or cfg()
+    return plan_records(bill, config, resolve_account(bill, config, mappings or []))
 
 
 def test_bill_and_lines_with_default_objects_and_fields() -> None:
