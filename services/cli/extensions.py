@@ -12,6 +12,7 @@ from typing import Any
 _MODULES = [
     "services.cli.credentials",
     "services.stripe_sink.cli",
+    "services.salesforce_sink.cli",
     "services.control.cli",
     "services.monitor.cli",
     "services.replay.cli",
