@@ -77,9 +77,10 @@ class SalesforceStack:
 
     async def envelopes(self, cfg: IntegrationConfig, bills: list[Bill]) -> None:
         builder = EnvelopeBuilder({})
-        records = []
+        records: list[tuple[bytes | None, bytes | None]] = []
         for b in bills:
-            [(c, _, body)] = builder.build(b, b.account, [cfg], Trigger.GENERATED, "test/0/0")
+            owner = b.account or account(b.account_id)
+            [(c, _, body)] = builder.build(b, owner, [cfg], Trigger.GENERATED, "test/0/0")
             records.append((c.id.encode(), body))
         await publish(
             self.settings.kafka_bootstrap_servers,
