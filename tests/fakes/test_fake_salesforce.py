@@ -99,7 +99,7 @@ async def test_describe_lists_fields_with_external_ids(http: aiohttp.ClientSessi
     fields = {f["name"]: f for f in body["fields"]}
     assert fields[BILL_ID]["externalId"] and fields[BILL_ID]["unique"]
     assert fields["Account__c"]["referenceTo"] == ["Account"]
-    assert fields["Bill_Total__c"]["type"] == "currency"
+    assert fields["Bill_Total__c"]["type"] == "double"
     async with http.get(f"{V}/sobjects/Nope__c/describe") as resp:
         assert resp.status == 404
         assert (await resp.json())[0]["errorCode"] == "NOT_FOUND"
