@@ -203,7 +203,7 @@ class FakeSalesforce:
         """Create a record directly (an Account the sink will parent bills to)."""
         o = self.store.obj(obj)
         rid = self.store.new_id(o)
-        self.store.table(o.name)[rid] = {"Id": rid, **values}
+        self.store.insert(o, {"Id": rid, **values})
         return rid
 
     def records(self, obj: str) -> list[JSON]:
@@ -214,7 +214,7 @@ class FakeSalesforce:
         return found[0] if found else None
 
     def reset(self) -> None:
-        self.store.records.clear()
+        self.store.clear()
         self.used = 0
         self.stats = Stats()
         self.faults.clear()

@@ -59,6 +59,10 @@ class Store:
     now: Any  # () -> float, wall-clock seconds
     records: dict[str, dict[str, JSON]] = field(default_factory=dict)  # object -> id -> rec
     locked: set[str] = field(default_factory=set)  # record ids under an approval lock
+    # Indexes (a real org indexes external ids too): id (15 chars) -> object name, and
+    # (object, external id field) -> value -> record ids.
+    _objects_of: dict[str, str] = field(default_factory=dict)
+    _by_key: dict[tuple[str, str], dict[str, list[str]]] = field(default_factory=dict)
     _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     # -- lookup ----------------------------------------------------------------------------
@@ -73,15 +77,50 @@ class Store:
         return self.records.setdefault(name, {})
 
     def find(self, obj: ObjectDef, fdef: FieldDef, value: str) -> list[JSON]:
-        return [r for r in self.table(obj.name).values() if r.get(fdef.name) == value]
+        table = self.table(obj.name)
+        if not fdef.external_id:
+            return [r for r in table.values() if r.get(fdef.name) == value]
+        ids = self._by_key.get((obj.name, fdef.name), {}).get(value, [])
+        return [table[i] for i in ids if i in table]
 
     def by_id(self, record_id: str) -> tuple[ObjectDef, JSON] | None:
-        key = record_id[:15]
+        name = self._objects_of.get(record_id[:15])
+        if name is None:
+            return None
+        rec = self.table(name).get(id18(record_id[:15]))  # ids are stored in 18 characters
+        return (self.obj(name), rec) if rec is not None else None
+
+    def _index(self, obj: ObjectDef, rec: JSON, add: bool) -> None:
+        rid = str(rec["Id"])
+        if add:
+            self._objects_of[rid[:15]] = obj.name
+        else:
+            self._objects_of.pop(rid[:15], None)
+        for f in obj.fields.values():
+            value = rec.get(f.name)
+            if not f.external_id or value is None:
+                continue
+            ids = self._by_key.setdefault((obj.name, f.name), {}).setdefault(str(value), [])
+            if add:
+                ids.append(rid)
+            elif rid in ids:
+                ids.remove(rid)
+
+    def insert(self, obj: ObjectDef, rec: JSON) -> None:
+        self.table(obj.name)[str(rec["Id"])] = rec
+        self._index(obj, rec, add=True)
+
+    def _reindex(self) -> None:
+        self._objects_of.clear()
+        self._by_key.clear()
         for name, table in self.records.items():
-            for rid, rec in table.items():
-                if rid[:15] == key:
-                    return self.obj(name), rec
-        return None
+            obj = self.obj(name)
+            for rec in table.values():
+                self._index(obj, rec, add=True)
+
+    def clear(self) -> None:
+        self.records.clear()
+        self._reindex()
 
     def new_id(self, obj: ObjectDef) -> str:
         n = next(self._seq)
@@ -96,6 +135,7 @@ class Store:
 
     def restore(self, snapshot: dict[str, dict[str, JSON]]) -> None:
         self.records = snapshot
+        self._reindex()
 
     # -- values ----------------------------------------------------------------------------
 
@@ -301,15 +341,12 @@ class Store:
         stamp = self._stamp()
         if existing is None:
             rid = self.new_id(obj)
-            self.table(obj.name)[rid] = {
-                "Id": rid,
-                "CreatedDate": stamp,
-                "LastModifiedDate": stamp,
-                **values,
-            }
+            self.insert(obj, {"Id": rid, "CreatedDate": stamp, "LastModifiedDate": stamp, **values})
             return {"id": rid, "success": True, "errors": [], "created": True}, True
+        self._index(obj, existing, add=False)
         existing.update(values)
         existing["LastModifiedDate"] = stamp
+        self._index(obj, existing, add=True)
         return {"id": existing["Id"], "success": True, "errors": [], "created": False}, True
 
     def _is_locked(self, obj: ObjectDef, existing: JSON | None, values: JSON) -> bool:
@@ -338,6 +375,7 @@ class Store:
                 "errors": [error("ENTITY_IS_DELETED", "entity is deleted")],
             }
         obj, rec = hit
+        self._index(obj, rec, add=False)
         del self.table(obj.name)[rec["Id"]]
         return {"id": rec["Id"], "success": True, "errors": []}
 
