@@ -10,8 +10,9 @@ a session's lifetime (no `expires_in`): a session is used until a call answers 4
 none, so a new session is never something to persist: it lives in this client only.
 
 Limits: every answer's `Sforce-Limit-Info: api-usage=used/limit` is kept (`usage`) and
-reported as a metric; `usage_pause` turns it into a pause before each call once most of
-the org's daily allocation is spent, so the sink slows down before Salesforce refuses
+reported as a metric (`report_quota`, window `day`); `usage_pause` turns it into a pause
+before each call once most of the org's daily allocation is spent, so the sink slows down
+before Salesforce refuses
 (403 `REQUEST_LIMIT_EXCEEDED`, which is a rate limit, not an authorization problem). At most
 `concurrent` calls are in flight per org.
 
@@ -31,9 +32,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-from prometheus_client import Gauge
 
 from shared.credentials.models import SalesforceCredential
+from shared.sinks.metrics import report_quota
 
 from .assertion import AssertionKeyError, jwt_assertion
 
@@ -45,17 +46,6 @@ USAGE_SLOW_FROM = 0.80
 USAGE_STOP_AT = 0.98
 DAY_SECONDS = 86_400.0
 _LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
-
-API_USED = Gauge(
-    "billsync_salesforce_api_usage_used",
-    "Salesforce API calls used in the rolling 24 hours (Sforce-Limit-Info), per credential",
-    ["credential"],
-)
-API_LIMIT = Gauge(
-    "billsync_salesforce_api_usage_limit",
-    "The org's daily API allocation (Sforce-Limit-Info), per credential",
-    ["credential"],
-)
 
 
 @dataclass(frozen=True)
@@ -276,8 +266,10 @@ class SalesforceApi:
         usage = parse_limit_info(headers.get("Sforce-Limit-Info"))
         if usage is not None:
             self.usage = usage
-            API_USED.labels(self.credential.id).set(usage.used)
-            API_LIMIT.labels(self.credential.id).set(usage.limit)
+            # billsync_sink_provider_quota_remaining{destination="salesforce",window="day"}
+            report_quota(
+                "salesforce", self.credential.id, "day", usage.limit - usage.used, usage.limit
+            )
 
     async def request(self, method: str, path: str, body: Any = None) -> Any:
         """One API call (path from `/services/data/...`); JSON answer or SalesforceApiError.

@@ -522,10 +522,10 @@ async def test_web_server_flow_refresh_token(fake: FakeSalesforce) -> None:
 
 async def test_daily_allocation_is_a_rate_limit_and_usage_is_a_metric(env: Env) -> None:
     await env.batch(env.request(sf_bill("b1")))
-    used = REGISTRY.get_sample_value(
-        "billsync_salesforce_api_usage_used", {"credential": "cred-sf"}
-    )
-    assert used == 1.0
+    labels = {"destination": "salesforce", "credential_id": "cred-sf", "window": "day"}
+    remaining = REGISTRY.get_sample_value("billsync_sink_provider_quota_remaining", labels)
+    limit = REGISTRY.get_sample_value("billsync_sink_provider_quota_limit", labels)
+    assert (remaining, limit) == (99_999.0, 100_000.0)
     env.fake.used = env.fake.config.daily_limit
     with pytest.raises(RateLimitedError) as caught:
         await env.batch(env.request(sf_bill("b2")))
