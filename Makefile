@@ -6,7 +6,7 @@ UV ?= python3 -m uv
 export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092
 
 .PHONY: setup kafka-up kafka-down up down test test-unit lint typecheck schemas check-schemas \
-        bench-router bench-stripe bench-salesforce clean
+        bench-router bench-stripe bench-salesforce screenshots soak clean
 
 setup: .venv/.synced
 
@@ -58,6 +58,15 @@ bench-stripe: setup kafka-up
 
 bench-salesforce: setup
 	$(PY) -m benchmarks.salesforce
+
+# Screenshots of the console's main pages into docs/console/ (uses the running broker named
+# by KAFKA_BOOTSTRAP_SERVERS and the system Chromium: deploy/ci/install-browser.sh).
+screenshots: setup kafka-up
+	$(PY) -m tests.browser.screenshots
+
+# Issue 7's fault soak (a few minutes): 5xx, drops after commit, kill -9, rebalances.
+soak: setup kafka-up
+	$(PY) -m benchmarks.soak
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache .local

@@ -85,6 +85,7 @@ up() {
   "$billsync" produce-sample --accounts 12 --bills 40 --lines 12
   echo
   echo "Give it a few seconds, then look at:"
+  echo "  the web console:                http://127.0.0.1:8700/console/  (sign in with the token local-admin-token, or local-read-token to look only)"
   echo "  invoices in the local Stripe:   curl -s http://127.0.0.1:12111/_fake/state | python3 -m json.tool | less"
   echo "  records in the local Salesforce: curl -s http://127.0.0.1:12113/_fake/state | python3 -m json.tool | less"
   echo "  router metrics:                 curl -s http://127.0.0.1:9301/metrics | grep billsync_router"

@@ -138,13 +138,19 @@ async def attach_credential(request: web.Request) -> web.Response:
             "integrationCredentialsId is required",
             [{"field": "integrationCredentialsId", "message": "required"}],
         )
-    # Connecting verifies: one cheap authenticated call, and the key's mode (see
-    # connections.py). A refused key is not attached.
+    config = await connect(ctx, current, cred_id, actor_of(request))
+    return web.json_response(config.to_wire())
+
+
+async def connect(
+    ctx: ControlContext, current: IntegrationConfig, cred_id: str, actor: str
+) -> IntegrationConfig:
+    """Connecting verifies: one cheap authenticated call, and the key's mode (see
+    connections.py). A refused key is not attached."""
     check = await connections.verify(ctx, current, cred_id)
     if not check.ok:
         raise connections.refusal(check)
-    config = await attach(ctx, current.id, cred_id, actor_of(request))
-    return web.json_response(config.to_wire())
+    return await attach(ctx, current.id, cred_id, actor)
 
 
 async def attach(

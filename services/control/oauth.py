@@ -201,6 +201,14 @@ def _config_for(ctx: ControlContext, provider: str, config_id: str) -> Destinati
     return config.destination
 
 
+async def issue_begin_link(ctx: ControlContext, provider: str, config_id: str) -> str:
+    """A single-use state, recorded durably, as the link the browser must open first."""
+    token, state = ctx.oauth.states.issue(provider, config_id)
+    ctx.oauth.authorize_url(provider, token)  # refuses now if the provider is not set up
+    await ctx.oauth.ledger.record(state)
+    return ctx.oauth.begin_url(provider, token)
+
+
 async def start(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     provider = _provider(request)
@@ -210,12 +218,9 @@ async def start(request: web.Request) -> web.Response:
             "configId is required", [{"field": "configId", "message": "required"}]
         )
     _config_for(ctx, provider, config_id)
-    token, state = ctx.oauth.states.issue(provider, config_id)
-    ctx.oauth.authorize_url(provider, token)  # refuses now if the provider is not set up
-    await ctx.oauth.ledger.record(state)
     return web.json_response(
         {
-            "authorizeUrl": ctx.oauth.begin_url(provider, token),
+            "authorizeUrl": await issue_begin_link(ctx, provider, config_id),
             "redirectUri": ctx.oauth.redirect_uri(provider),
             "expiresInSeconds": ctx.oauth.states.ttl,
         }

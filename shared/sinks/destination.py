@@ -1,12 +1,41 @@
 """The one contract every destination implements.
 
-A destination supplies: its credential type, its rate limits, a client, the classification
-of its client's exceptions, and `deliver` (mapping a prepared bill to provider requests).
-The framework (shared.sinks.runner) owns everything else: consuming, de-duplication, the
-invoice map, customer resolution, credentials, retries, rate limiting, run records, metrics."""
+A destination supplies: its credential type, its rate limits, a client, the
+classification of its client's exceptions, and `deliver` (mapping a prepared bill to
+provider requests). The framework (shared.sinks.runner: the Kafka side in
+shared.sinks.consumer, the delivery policy in shared.sinks.policy) owns everything else:
+consuming, de-duplication, the invoice map, customer resolution, credentials, retries,
+rate limiting, run records, metrics.
+
+Rules for `deliver(request, client, calls)`:
+
+- Every provider request goes through `calls`: `calls.call(endpoint, fn, write=True)` for
+  a write, `calls.call(endpoint, fn)` for a read, `calls.read_or_none` where a 404 is an
+  answer (deleted, never existed), `calls.delete` for an idempotent delete (404: already
+  gone). Reads and deletes answered 5xx are tried again there; writes never are.
+- `request.existing` is what the invoice map knows of this bill and configuration, set
+  only when it names an external id (an earlier version was delivered, or a previous
+  attempt recorded its result): update that invoice, never create a second one.
+- `request.recovering` is True when an earlier attempt may have written without the
+  result being recorded (a crash left the PENDING marker, or the previous attempt of this
+  run failed with a 5xx, a 429 or no answer). Look up what the provider holds for this
+  bill and configuration (by the ids written into the provider's metadata) before any
+  write, and continue from there; a half-written invoice is completed, never left (and
+  when the run still ends in error, `abandon` removes it). Writes after the look-up may
+  use fresh idempotency keys: the look-up is what makes them safe.
+- Validate against the provider's rules before the first call (FatalBillError), so a bill
+  the provider would refuse leaves nothing half-written.
+- Return a `DeliveryResult` (`shared.sinks.results`: `done`, `locked`, `skipped`) carrying
+  the status, the invoice's state at the provider, the external id and an operator URL,
+  and the ids of parts a later version must replace (`external_item_ids`). A finalized or
+  paid invoice is never changed: return `locked` (INVOICE_ALREADY_PAID) with what the
+  operator can do.
+- Raise a SinkError subclass for failures (classified in one place, shared.sinks.classify);
+  anything else is a billsync bug and becomes an internal error, not a provider error."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
@@ -18,7 +47,13 @@ from prometheus_client import Counter, Histogram
 from shared.contracts import Destination as DestinationName
 from shared.contracts import DispatchEnvelope, ExternalSystem, IntegrationConfig, RunStatus
 from shared.credentials import Credential
-from shared.sinks.errors import ProviderTimeoutError, RateLimitedError, RetriableError, SinkError
+from shared.sinks.errors import (
+    FatalBillError,
+    ProviderTimeoutError,
+    RateLimitedError,
+    RetriableError,
+    SinkError,
+)
 from shared.sinks.invoice_map import InvoiceMapRecord, InvoiceState
 from shared.sinks.ratelimit import AdaptiveRateLimiter, RateSpec
 
@@ -88,9 +123,50 @@ class ProviderCalls:
         self._classify = classify
         self.count = 0
 
+    READ_RETRIES = 2  # extra tries of a read or delete answered 5xx/429/nothing
+    READ_RETRY_DELAY = 0.2  # seconds, doubled per try (a 429's Retry-After also applies)
+
     async def call(
-        self, endpoint: str, fn: Callable[[], Awaitable[T]], *, write: bool = False
+        self,
+        endpoint: str,
+        fn: Callable[[], Awaitable[T]],
+        *,
+        write: bool = False,
+        idempotent: bool | None = None,
     ) -> T:
+        """One provider request. Reads (and any call marked `idempotent`, like a DELETE)
+        are tried again a couple of times right here when the answer is retriable: a read
+        changes nothing, and the look-ups recovery depends on should not cost a whole
+        attempt. Writes are never repeated here: the next attempt looks up first."""
+        tries = 1 if write or idempotent is False else 1 + self.READ_RETRIES
+        tried = 0
+        while True:
+            try:
+                return await self._once(endpoint, fn, write)
+            except RetriableError:
+                tried += 1
+                if tried >= tries:
+                    raise
+                await asyncio.sleep(self.READ_RETRY_DELAY * 2 ** (tried - 1))
+
+    async def read_or_none(self, endpoint: str, fn: Callable[[], Awaitable[T]]) -> T | None:
+        """A read where 404 (deleted, or never existed) is an answer, not a failure."""
+        try:
+            return await self.call(endpoint, fn)
+        except FatalBillError as err:
+            if err.status_code == 404:
+                return None
+            raise
+
+    async def delete(self, endpoint: str, fn: Callable[[], Awaitable[None]]) -> None:
+        """A DELETE is idempotent by nature: 404 means already gone."""
+        try:
+            await self.call(endpoint, fn, idempotent=True)
+        except FatalBillError as err:
+            if err.status_code != 404:
+                raise
+
+    async def _once(self, endpoint: str, fn: Callable[[], Awaitable[T]], write: bool) -> T:
         waited = await self.limiter.acquire(endpoint)
         RATE_LIMIT_WAIT.labels(self.destination, self.credential_id).observe(waited)
         started = time.monotonic()
@@ -128,6 +204,16 @@ class SinkDestination(ABC, Generic[ClientT]):
 
     async def close_client(self, client: ClientT) -> None:
         """Release the client's connections (optional)."""
+
+    async def abandon(
+        self, request: DeliveryRequest, client: ClientT, calls: ProviderCalls
+    ) -> str | None:
+        """The run of a bill delivered for the first time ends in error after a write may
+        have happened: remove what it left half-written at the provider (an incomplete
+        draft), so the provider never holds part of a bill. Return what was done, for the
+        operator (None: nothing was there). Optional; the map keeps its PENDING marker, so
+        a resend looks up again."""
+        return None
 
     @abstractmethod
     def classify(self, exc: BaseException) -> SinkError | None:

@@ -1,89 +1,65 @@
-"""SinkRunner: consumes a dispatch topic and delivers every envelope through a destination.
+"""SinkRunner: a sink service's parts wired together.
 
-Guarantees (DESIGN.md section 6):
-- at-least-once: a partition's offset is committed only past envelopes whose run result
-  (and invoice-map record) the broker has acknowledged;
-- nothing doubled: dispatch ids already completed are not written again; a PENDING marker
-  makes the attempt after a crash look the invoice up before writing; same bill + config
-  deliveries are serialised;
-- isolation: retries sleep inside their own task (the partition keeps flowing), with
-  bounded concurrency per configuration and overall; fetching pauses at max_in_flight."""
+- the Kafka side, `DispatchConsumer` (shared.sinks.consumer): consume the dispatch topic,
+  pause/resume, offsets, commits, rebalance, stop, dead letters;
+- the delivery policy, `DeliveryPolicy` (shared.sinks.policy): de-duplication, stale
+  versions, disabled configurations, PENDING recovery, retries, run records;
+- `KafkaPolicyState`: what the policy reads and writes, on the compacted tables
+  (configurations, external mappings, invoice map, credentials) and the producer.
+
+Guarantees (DESIGN.md section 6): at-least-once (a record is committed only once its run
+result and invoice-map record are acknowledged, on stop and rebalance too); nothing
+doubled (completed dispatch ids are not written again, a PENDING marker makes the next
+attempt look up first, same bill + configuration deliveries are serialised); isolation
+(retries sleep in their own task, bounded concurrency per configuration and overall,
+fetching pauses at max_in_flight)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-from datetime import UTC, datetime
+from collections.abc import Awaitable
 from typing import Any
 
-import pydantic
-import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError
+from aiokafka import AIOKafkaProducer
 
 from shared.contracts import (
-    DispatchEnvelope,
     ExternalMapping,
+    ExternalSystem,
     IntegrationConfig,
     IntegrationConfigAdapter,
     IntegrationEvent,
     IntegrationRun,
-    RunStatus,
 )
 from shared.credentials import Credential, CredentialCipher
 from shared.credentials.store import CredentialStore
-from shared.kafka.client_options import kafka_options
-from shared.kafka.deadletter import send_dead_letter
-from shared.kafka.lag import LagWatcher
 from shared.kafka.producer import make_producer
 from shared.kafka.table import CompactedTable
 from shared.kafka.topics import ensure_topics
 from shared.lifecycle import cancel_and_wait
 from shared.logging import get_logger
 from shared.settings import Settings
-from shared.sinks import metrics as m
-from shared.sinks.customers import MappingIndex, resolve_customer
-from shared.sinks.destination import DeliveryRequest, DeliveryResult, ProviderCalls, SinkDestination
-from shared.sinks.errors import AuthenticationError, ProviderTimeoutError, RetriableError, SinkError
-from shared.sinks.invoice_map import (
-    RECENT_DISPATCHES,
-    InvoiceMapRecord,
-    InvoiceState,
-    map_key,
-)
-from shared.sinks.locks import KeyedLocks, KeyedSlots, PrioritySlots
-from shared.sinks.offsets import OffsetTracker
+from shared.sinks.consumer import DispatchConsumer
+from shared.sinks.customers import MappingIndex
+from shared.sinks.destination import SinkDestination
+from shared.sinks.invoice_map import InvoiceMapRecord
 from shared.sinks.options import SinkOptions
-from shared.sinks.ratelimit import AdaptiveRateLimiter
+from shared.sinks.policy import DeliveryPolicy, run_id_for
+
+__all__ = ["KafkaPolicyState", "SinkRunner", "run_id_for", "running_sink"]
 
 log = get_logger("sink")
 
 
-def run_id_for(dispatch_id: str) -> str:
-    """One run per dispatch (its retries update it), so a redelivery reuses the run id."""
-    return "run_" + hashlib.sha256(dispatch_id.encode()).hexdigest()[:24]
+class KafkaPolicyState:
+    """The policy's state on Kafka: compacted tables read to the end, one producer."""
 
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-class SinkRunner:
     def __init__(
-        self,
-        settings: Settings,
-        destination: SinkDestination[Any],
-        options: SinkOptions | None = None,
-        cipher: CredentialCipher | None = None,
+        self, settings: Settings, producer: AIOKafkaProducer, cipher: CredentialCipher
     ) -> None:
-        self.settings = settings
-        self.destination = destination
-        self.options = options or SinkOptions()
-        self.family = destination.family
         topics = settings.topics
         bootstrap = settings.kafka_bootstrap_servers
-        self.topic = topics.dispatch(self.family)
+        self.producer = producer
         self.results_topic = topics.name("integration_results")
         self.map_topic = topics.name("invoice_map")
         self.configs = CompactedTable[IntegrationConfig](
@@ -99,441 +75,100 @@ class SinkRunner:
         self.invoice_map = CompactedTable[InvoiceMapRecord](
             self.map_topic, bootstrap, InvoiceMapRecord.model_validate_json
         )
-        self.credentials = CredentialStore(
-            topics.name("credentials"),
-            bootstrap,
-            cipher or CredentialCipher(settings.credentials_key),
-        )
-        self.producer = make_producer(bootstrap)
-        self.consumer = AIOKafkaConsumer(
-            self.topic,
-            **kafka_options(bootstrap),
-            group_id=f"{settings.consumer_group_prefix}-{self.family}-sink",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )
-        self.lag = LagWatcher(self.consumer, f"{settings.consumer_group_prefix}-{self.family}-sink")
-        self._trackers: dict[TopicPartition, OffsetTracker] = {}
-        self._committed: dict[TopicPartition, int] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._key_locks = KeyedLocks()
-        self._config_slots = KeyedSlots(self.options.per_config_concurrency)
-        self._global_slots = PrioritySlots(self.options.max_concurrency)
-        self._clients: dict[tuple[str, int, str], Any] = {}
-        self._limiters: dict[tuple[str, str], AdaptiveRateLimiter] = {}
-        self._in_flight = 0
-        self._run_started: dict[str, datetime] = {}  # a run keeps its first start time
-        self._paused = False
-        self._running = False
-        self._started = False
-        self.delivered = 0
-
-    # ---- lifecycle ------------------------------------------------------------------
+        self.credentials = CredentialStore(topics.name("credentials"), bootstrap, cipher)
 
     async def start(self) -> None:
-        await ensure_topics(self.settings)
-        await self.producer.start()
         for table in (self.configs, self.mappings, self.invoice_map):
             await table.start()
         await self.credentials.start()
-        await self.consumer.start()
-        self.lag.start()
-        self._started = True
-        log.info("sink_started", destination=self.family, topic=self.topic)
 
     async def stop(self) -> None:
-        self._running = False
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._commit()
-        await self.lag.stop()
-        await self.consumer.stop()
         await self.credentials.stop()
         for table in (self.configs, self.mappings, self.invoice_map):
             await table.stop()
-        for client in self._clients.values():
-            await self.destination.close_client(client)
-        await self.producer.stop()
 
-    def health(self) -> dict[str, Any]:
+    @property
+    def ready(self) -> bool:
         tables = (self.configs, self.mappings, self.invoice_map, self.credentials.table)
-        return {
-            "ok": self._started and all(t.ready.is_set() for t in tables),
-            "inFlight": self._in_flight,
-            "paused": self._paused,
-            "delivered": self.delivered,
-        }
+        return all(t.ready.is_set() for t in tables)
 
-    # ---- the loop -------------------------------------------------------------------
+    def config(self, config_id: str) -> IntegrationConfig | None:
+        return self.configs.get(config_id)
 
-    async def run(self) -> None:
-        self._running = True
-        loop = asyncio.get_running_loop()
-        last_commit = loop.time()
-        while self._running:
-            self._apply_backpressure()
-            batches = await self.consumer.getmany(timeout_ms=100, max_records=500)
-            for tp, records in batches.items():
-                tracker = self._trackers.setdefault(tp, OffsetTracker())
-                for record in records:
-                    tracker.start(record.offset)
-                    self._in_flight += 1
-                    task = asyncio.create_task(self._handle(tp, record))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
-            m.IN_FLIGHT.labels(self.family).set(self._in_flight)
-            if loop.time() - last_commit >= self.options.commit_interval:
-                await self._commit()
-                last_commit = loop.time()
+    def mappings_for(self, system: ExternalSystem, account_id: str) -> list[ExternalMapping]:
+        return self.mapping_index.for_account(system, account_id)
 
-    def _apply_backpressure(self) -> None:
-        full = self._in_flight >= self.options.max_in_flight
-        if full and not self._paused:
-            self.consumer.pause(*self.consumer.assignment())
-        elif not full and self._paused:
-            self.consumer.resume(*self.consumer.assignment())
-        self._paused = full
-        m.PAUSED.labels(self.family).set(1 if full else 0)
+    def invoice_record(self, key: str) -> InvoiceMapRecord | None:
+        return self.invoice_map.get(key)
 
-    async def _commit(self) -> None:
-        offsets: dict[TopicPartition, int] = {}
-        for tp, tracker in self._trackers.items():
-            offset = tracker.committable()
-            if offset is not None and self._committed.get(tp) != offset:
-                offsets[tp] = offset
-        if not offsets:
-            return
-        try:
-            await self.consumer.commit(offsets)
-            self._committed.update(offsets)
-        except CommitFailedError:
-            log.warning("commit_failed_after_rebalance", destination=self.family)
-            self._trackers.clear()
-            self._committed.clear()
+    def credential(self, credential_id: str) -> Credential | None:
+        return self.credentials.get(credential_id)
 
-    async def _handle(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> None:
-        try:
-            try:
-                envelope = DispatchEnvelope.model_validate_json(record.value or b"")
-            except pydantic.ValidationError as exc:
-                m.DEAD_LETTERED.labels(self.family).inc()
-                await (
-                    await send_dead_letter(
-                        self.producer,
-                        self.settings.topics.name("dead_letter"),
-                        record,
-                        f"schema: {exc.errors()[:3]}",
-                        f"{self.family}-sink",
-                    )
-                )
-                return
-            await self.process(envelope)
-        finally:
-            tracker = self._trackers.get(tp)
-            if tracker is not None:
-                tracker.finish(record.offset)
-            self._in_flight -= 1
-
-    # ---- one envelope ---------------------------------------------------------------
-
-    async def process(self, envelope: DispatchEnvelope) -> None:
-        config = envelope.integration_config
-        bill = envelope.bill
-        run_id = run_id_for(envelope.dispatch_id)
-        with structlog.contextvars.bound_contextvars(
-            bill_id=bill.id,
-            integration_config_id=config.id,
-            run_id=run_id,
-            dispatch_id=envelope.dispatch_id,
-        ):
-            async with self._key_locks.hold(map_key(config.id, bill.id)):
-                try:
-                    await self._process_locked(envelope, run_id)
-                except (asyncio.CancelledError, KeyboardInterrupt):
-                    raise
-                except Exception as exc:  # a bug must not silently drop the bill: record it
-                    log.exception("sink_internal_error")
-                    await self._finish(
-                        envelope,
-                        run_id,
-                        RunStatus.ERROR,
-                        error=f"internal error: {exc!r}",
-                        event=SinkError(f"internal error: {exc!r}"),
-                    )
-                finally:
-                    self._run_started.pop(run_id, None)
-
-    async def _process_locked(self, envelope: DispatchEnvelope, run_id: str) -> None:
-        config = envelope.integration_config
-        bill = envelope.bill
-        key = map_key(config.id, bill.id)
-        existing = self.invoice_map.get(key)
-        if (
-            existing
-            and existing.has_completed(envelope.dispatch_id)
-            and not envelope.resend_of_run_id
-        ):
-            m.DEDUPLICATED.labels(self.family).inc()
-            log.info("dispatch_already_delivered", external_id=existing.external_id)
-            await self._emit_run(
-                envelope, run_id, RunStatus.COMPLETE, existing.external_id, existing.url
-            )
-            return
-        if (
-            existing
-            and existing.bill_version > bill.version
-            and existing.state is not InvoiceState.PENDING
-        ):
-            await self._finish(
-                envelope,
-                run_id,
-                RunStatus.SKIPPED,
-                error=f"bill version {bill.version} is older than version "
-                f"{existing.bill_version} already delivered",
-            )
-            return
-        current = self.configs.get(config.id)
-        if current is not None and not current.enabled:
-            await self._finish(
-                envelope,
-                run_id,
-                RunStatus.DISABLED,
-                error="configuration is disabled; re-enable it and resend",
-            )
-            return
-        await (await self._emit_run(envelope, run_id, RunStatus.STARTED))
-        try:
-            customer = resolve_customer(
-                bill.account_id,
-                config,
-                self.mapping_index.for_account(self.destination.external_system, bill.account_id),
-                self.destination.external_system,
-            )
-            credential = self._credential_for(config)
-            # A PENDING record left by an earlier attempt means a write may have happened.
-            recovering = existing is not None and existing.state is InvoiceState.PENDING
-            if existing is None:
-                existing = await self._write_map(envelope, run_id, InvoiceState.PENDING)
-            result = await self._deliver_with_retries(
-                envelope, run_id, customer, credential, existing, recovering
-            )
-        except SinkError as err:
-            status = err.run_status if err.run_status.is_final else RunStatus.ERROR
-            await self._finish(envelope, run_id, status, error=err.message, event=err)
-            return
-        await self._write_map(envelope, run_id, result.state, result, existing)
-        await self._finish(
-            envelope, run_id, result.status, result.external_id, result.url, error=result.message
-        )
-        self.delivered += 1
-
-    async def _deliver_with_retries(
-        self,
-        envelope: DispatchEnvelope,
-        run_id: str,
-        customer: str,
-        credential: Credential,
-        existing: InvoiceMapRecord | None,
-        recovering: bool,
-    ) -> DeliveryResult:
-        config = envelope.integration_config
-        client, limiter = self._client_for(config, credential)
-        policy = self.options.retry_policy
-        attempt = 1
-        while True:
-            request = DeliveryRequest(
-                envelope,
-                config,
-                customer,
-                existing if existing and existing.external_id else None,
-                recovering,
-                attempt,
-                run_id,
-            )
-            calls = ProviderCalls(self.family, limiter, self.destination.classify, credential.id)
-            try:
-                urgent = attempt > 1
-                async with (
-                    self._config_slots.get(config.id).hold(urgent),
-                    self._global_slots.hold(urgent),
-                ):
-                    try:
-                        return await asyncio.wait_for(
-                            self.destination.deliver(request, client, calls),
-                            self.options.delivery_timeout,
-                        )
-                    except TimeoutError as exc:
-                        raise ProviderTimeoutError(
-                            f"no answer within {self.options.delivery_timeout:.0f}s"
-                        ) from exc
-            except RetriableError as err:
-                if attempt >= policy.max_attempts:
-                    status = (
-                        RunStatus.TIMEOUT_LIMIT_EXCEEDED
-                        if isinstance(err, ProviderTimeoutError)
-                        else RunStatus.ERROR
-                    )
-                    final = SinkError(f"gave up after {attempt} attempts: {err.message}")
-                    final.run_status = status
-                    raise final from err
-                delay = policy.delay(attempt, err.retry_after)
-                m.RETRIES.labels(self.family, type(err).__name__).inc()
-                log.info(
-                    "delivery_retry",
-                    attempt=attempt,
-                    delay=round(delay, 3),
-                    error=err.message[:300],
-                )
-                await self._emit_run(
-                    envelope, run_id, err.run_status, error=err.message, attempt=attempt
-                )
-                await m.wait_for_retry(self.family, config.id, delay)  # outside the slots
-                attempt += 1
-                recovering = True
-
-    # ---- edges: credentials, clients, records ---------------------------------------
-
-    def _credential_for(self, config: IntegrationConfig) -> Credential:
-        cred_id = config.integration_credentials_id
-        if not cred_id:
-            raise AuthenticationError(
-                f"configuration {config.id} has no credential attached; add one"
-            )
-        credential = self.credentials.get(cred_id)
-        if credential is None:
-            raise AuthenticationError(f"credential {cred_id!r} does not exist")
-        if type(credential) is not self.destination.credential_type:
-            raise AuthenticationError(
-                f"credential {cred_id!r} is a {credential.type.value} credential; "
-                f"{config.destination.value} needs a {self.family.upper()} credential"
-            )
-        return credential
-
-    def _client_for(
-        self, config: IntegrationConfig, credential: Credential
-    ) -> tuple[Any, AdaptiveRateLimiter]:
-        key = (credential.id, credential.version, config.destination.value)
-        client = self._clients.get(key)
-        if client is None:
-            client = self._clients[key] = self.destination.make_client(
-                config.destination, credential
-            )
-        lkey = (credential.id, config.destination.value)
-        limiter = self._limiters.get(lkey)
-        if limiter is None:
-            limiter = self._limiters[lkey] = AdaptiveRateLimiter(
-                self.destination.rate_spec(config.destination, credential)
-            )
-        return client, limiter
-
-    async def _write_map(
-        self,
-        envelope: DispatchEnvelope,
-        run_id: str,
-        state: InvoiceState,
-        result: DeliveryResult | None = None,
-        previous: InvoiceMapRecord | None = None,
-    ) -> InvoiceMapRecord:
-        config, bill = envelope.integration_config, envelope.bill
-        previous = previous or self.invoice_map.get(map_key(config.id, bill.id))
-        done = list(previous.completed_dispatch_ids) if previous else []
-        if result is not None:
-            done = [*done, envelope.dispatch_id][-RECENT_DISPATCHES:]
-        record = InvoiceMapRecord(
-            integration_config_id=config.id,
-            bill_id=bill.id,
-            bill_version=bill.version,
-            state=state,
-            external_id=(result.external_id if result else None)
-            or (previous.external_id if previous else None),
-            url=(result.url if result else None) or (previous.url if previous else None),
-            external_item_ids=result.external_item_ids
-            if result
-            else (previous.external_item_ids if previous else []),
-            completed_dispatch_ids=done,
-            last_run_id=run_id,
-            updated_at=_now(),
-        )
+    async def put_invoice_record(self, record: InvoiceMapRecord) -> None:
         await self.producer.send_and_wait(
             self.map_topic, record.to_bytes(), key=record.key.encode()
         )
         self.invoice_map.data[record.key] = record  # visible now, before the table catches up
-        return record
 
-    async def _emit_run(
-        self,
-        envelope: DispatchEnvelope,
-        run_id: str,
-        status: RunStatus,
-        external_id: str | None = None,
-        url: str | None = None,
-        error: str | None = None,
-        attempt: int = 1,
-    ) -> asyncio.Future[Any]:
-        config = envelope.integration_config
-        run = IntegrationRun(
-            id=run_id,
-            entity_id=envelope.bill.id,
-            entity_version=envelope.bill.version,
-            integration_config_id=config.id,
-            integration_config_version=config.version,
-            destination=config.destination,
-            status=status,
-            dt_started=self._run_started.setdefault(run_id, _now()),
-            dt_completed=_now() if status.is_final else None,
-            external_id=external_id,
-            url=url,
-            error=error,
-            dispatch_id=envelope.dispatch_id,
-            trigger=envelope.trigger.value,
-            attempt=attempt,
-            account_id=envelope.bill.account_id,
-            source=envelope.source,
-            replayed_from_run_id=envelope.resend_of_run_id,
-        )
-        future: asyncio.Future[Any] = await self.producer.send(
-            self.results_topic, run.to_bytes(), key=config.id.encode()
+    async def send_result(self, record: IntegrationRun | IntegrationEvent) -> Awaitable[Any]:
+        # Keyed by configuration: all records of a run share a partition, in order.
+        future: Awaitable[Any] = await self.producer.send(
+            self.results_topic, record.to_bytes(), key=record.integration_config_id.encode()
         )
         return future
 
-    async def _finish(
+
+class SinkRunner:
+    def __init__(
         self,
-        envelope: DispatchEnvelope,
-        run_id: str,
-        status: RunStatus,
-        external_id: str | None = None,
-        url: str | None = None,
-        error: str | None = None,
-        event: SinkError | None = None,
+        settings: Settings,
+        destination: SinkDestination[Any],
+        options: SinkOptions | None = None,
+        cipher: CredentialCipher | None = None,
     ) -> None:
-        config = envelope.integration_config
-        pending = [await self._emit_run(envelope, run_id, status, external_id, url, error)]
-        if event is not None and event.event_type is not None:
-            record = IntegrationEvent(
-                id="evt_"
-                + hashlib.sha256(f"{run_id}:{event.event_type}".encode()).hexdigest()[:24],
-                event_type=event.event_type,
-                message=event.message,
-                integration_config_id=config.id,
-                integration_run_id=run_id,
-                entity_id=envelope.bill.id,
-                destination=config.destination,
-                dt_created=_now(),
-            )
-            pending.append(
-                await self.producer.send(
-                    self.results_topic, record.to_bytes(), key=config.id.encode()
-                )
-            )
-        await asyncio.gather(*pending)
-        m.record_run(self.family, envelope, status)
-        log.info(
-            "run_finished",
-            status=status.value,
-            external_id=external_id,
-            error=(error or "")[:300] or None,
+        self.settings = settings
+        self.destination = destination
+        self.options = options or SinkOptions()
+        self.family = destination.family
+        self.producer = make_producer(settings.kafka_bootstrap_servers)
+        self.state = KafkaPolicyState(
+            settings, self.producer, cipher or CredentialCipher(settings.credentials_key)
         )
+        self.consumer = DispatchConsumer(
+            settings, self.family, self.options, self.producer, self._process
+        )
+        self.policy = DeliveryPolicy(
+            destination, self.state, self.options, self.consumer.delivering
+        )
+        self._started = False
+
+    async def _process(self, envelope: Any) -> None:
+        await self.policy.process(envelope)
+
+    async def start(self) -> None:
+        await ensure_topics(self.settings)
+        await self.producer.start()
+        await self.state.start()
+        await self.consumer.start()
+        self._started = True
+        log.info("sink_started", destination=self.family, topic=self.consumer.topic)
+
+    async def run(self) -> None:
+        await self.consumer.run()
+
+    async def stop(self) -> None:
+        await self.consumer.stop()
+        await self.state.stop()
+        await self.policy.close()
+        await self.producer.stop()
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "ok": self._started and self.state.ready,
+            "inFlight": self.consumer.in_flight,
+            "paused": self.consumer.paused,
+            "delivered": self.policy.delivered,
+        }
 
 
 @contextlib.asynccontextmanager
