@@ -53,6 +53,7 @@ class Session:
     token: str
     user: str
     issued_at: float
+    client_id: str = ""
 
 
 def _b64decode(part: str) -> bytes:
@@ -140,7 +141,7 @@ class Authority:
         client_secret = basic[1] if basic else form.get("client_secret")
         refresh: str | None = None
         if grant == JWT_GRANT:
-            user = self._jwt(form.get("assertion", ""))
+            user, client_id = self._jwt(form.get("assertion", ""))
         elif grant == "client_credentials":
             app = self._app(client_id)
             self._secret(app, client_secret)
@@ -169,7 +170,7 @@ class Authority:
         self.grants.append(grant)
         token = "00D000000000001!" + secrets.token_urlsafe(40)
         issued_at = self.now()
-        self.sessions[token] = Session(token, user, issued_at)
+        self.sessions[token] = Session(token, user, issued_at, client_id or "")
         body: dict[str, Any] = {
             "access_token": token,
             "instance_url": instance_url,
@@ -183,7 +184,7 @@ class Authority:
             body["refresh_token"] = refresh
         return body
 
-    def _jwt(self, assertion: str) -> str:
+    def _jwt(self, assertion: str) -> tuple[str, str]:
         try:
             _, payload, _ = assertion.split(".")
             unverified = json.loads(_b64decode(payload))
@@ -206,4 +207,4 @@ class Authority:
         user = claims.get("sub")
         if not isinstance(user, str) or user not in self.users:
             raise OAuthError(400, "invalid_grant", "user hasn't approved this consumer")
-        return user
+        return user, app.client_id

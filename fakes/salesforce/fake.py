@@ -72,7 +72,9 @@ class Stats:
     refused: int = 0  # 403 REQUEST_LIMIT_EXCEEDED answers
     unauthorized: int = 0
     max_concurrent: int = 0
-    calls: list[dict[str, Any]] = field(default_factory=list)  # {method, path, records}
+    # Every collection request: {call, scope, method, object, keys}; `call` numbers the API
+    # call that carried it (a Composite carries several), `scope` is the session's app.
+    calls: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -109,6 +111,7 @@ class FakeSalesforce:
         self.faults: list[_Fault] = []
         self.stats = Stats()
         self._cursors: dict[str, list[JSON]] = {}
+        self._scope = ""
         self.app = web.Application(client_max_size=16 * 1024 * 1024)
         self.app.add_routes(
             [
@@ -215,6 +218,7 @@ class FakeSalesforce:
 
     def reset(self) -> None:
         self.store.clear()
+        self.validation_rules.clear()
         self.used = 0
         self.stats = Stats()
         self.faults.clear()
@@ -297,7 +301,8 @@ class FakeSalesforce:
             )
         header = request.headers.get("Authorization", "")
         token = header[7:] if header.startswith("Bearer ") else ""
-        if self.auth.session(token) is None:
+        session = self.auth.session(token)
+        if session is None:
             self.stats.unauthorized += 1
             return _sf_error(
                 401, "INVALID_SESSION_ID", "Session expired or invalid", self._limit_headers()
@@ -344,6 +349,7 @@ class FakeSalesforce:
                 return _sf_error(
                     400, "JSON_PARSER_ERROR", "Unexpected character in request body", {}
                 )
+            self._scope = session.client_id  # no await until the dispatch returns
             status, answer = self._dispatch(
                 request.method, match.group(2) or "/", dict(request.query), body, top=True
             )
@@ -446,7 +452,15 @@ class FakeSalesforce:
             seen.add(key)
             result, _ = self.store.upsert(obj, ext, rec, self.validation_rules)
             results.append(result)
-        self.stats.calls.append({"method": "PATCH", "object": obj.name, "records": len(records)})
+        self.stats.calls.append(
+            {
+                "call": self.stats.api_calls,
+                "scope": self._scope,
+                "method": "PATCH",
+                "object": obj.name,
+                "keys": [str(r.get(ext.name, "")) for r in records],
+            }
+        )
         if snapshot is not None and not all(r["success"] for r in results):
             self.store.restore(snapshot)
             rolled = {
@@ -468,7 +482,9 @@ class FakeSalesforce:
                 "EXCEEDED_ID_LIMIT",
                 "record limit reached. cannot submit more than 200 records into this call",
             )
-        self.stats.calls.append({"method": "DELETE", "records": len(ids)})
+        self.stats.calls.append(
+            {"call": self.stats.api_calls, "scope": self._scope, "method": "DELETE", "keys": ids}
+        )
         return [self.store.delete(i) for i in ids]
 
     def _single_upsert(

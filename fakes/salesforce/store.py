@@ -120,6 +120,7 @@ class Store:
 
     def clear(self) -> None:
         self.records.clear()
+        self.locked.clear()
         self._reindex()
 
     def new_id(self, obj: ObjectDef) -> str:

@@ -101,8 +101,11 @@ class SalesforceHarness(StandardHarness):
         self.fake = fake
         self.destination = SalesforceDestination(timeout=10.0)
         self.credential = credential(fake.url)
-        self.customer_id = "acc-standard"
-        fake.seed("Account", Name="Standard Tests Inc", Billsync_Account_Id__c="acc-standard")
+        # The Salesforce Account: found by its billsync external id, or (configurations that
+        # use external mappings) by this id, which the suite's mapping of acc-standard holds.
+        self.customer_id = fake.seed(
+            "Account", Name="Standard Tests Inc", Billsync_Account_Id__c="acc-standard"
+        )
 
     def config(self, *, editable: bool) -> IntegrationConfig:
         return make_config("cfg-sf", "SALESFORCE", integrationCredentialsId="cred-sf")
