@@ -135,10 +135,18 @@ class QueryPage:
     next_url: str | None
 
 
-def login_host(login_url: str) -> str:
-    """The JWT audience: the login host itself (login., test., or a My Domain)."""
+def jwt_audience(login_url: str) -> str:
+    """The JWT bearer `aud`: Salesforce accepts only its login hosts (or an Experience Cloud
+    site's URL), also when the token is requested at a My Domain: production and My Domain
+    -> https://login.salesforce.com; a sandbox (test., *.sandbox.my.salesforce.com) ->
+    https://test.salesforce.com; any other host is taken as the audience itself."""
     parts = urlsplit(login_url)
-    return f"{parts.scheme}://{parts.netloc}"
+    host = (parts.hostname or "").lower()
+    if host == "test.salesforce.com" or host.endswith(".sandbox.my.salesforce.com"):
+        return "https://test.salesforce.com"
+    if host == "login.salesforce.com" or host.endswith(".my.salesforce.com"):
+        return "https://login.salesforce.com"
+    return login_url.rstrip("/")
 
 
 class SalesforceApi:
@@ -198,7 +206,7 @@ class SalesforceApi:
                 assertion = jwt_assertion(
                     client_id=c.client_id,
                     username=c.username,
-                    audience=login_host(c.login_url),
+                    audience=jwt_audience(c.login_url),
                     private_key_pem=c.private_key.get_secret_value(),
                     now=self._clock(),
                 )

@@ -19,7 +19,7 @@ from fakes.salesforce import FakeSalesforce
 from services.salesforce_sink.client import (
     ApiUsage,
     SalesforceApi,
-    login_host,
+    jwt_audience,
     parse_limit_info,
     usage_pause,
 )
@@ -480,8 +480,11 @@ async def test_jwt_bearer_with_the_sandbox_audience_and_my_domain(fake: FakeSale
         assert fake.auth.grants == ["urn:ietf:params:oauth:grant-type:jwt-bearer"]
     finally:
         await api.close()
-    assert login_host("https://test.salesforce.com/") == "https://test.salesforce.com"
-    assert login_host("https://acme.my.salesforce.com") == "https://acme.my.salesforce.com"
+    assert jwt_audience("https://test.salesforce.com/") == "https://test.salesforce.com"
+    assert jwt_audience("https://login.salesforce.com") == "https://login.salesforce.com"
+    assert jwt_audience("https://acme.my.salesforce.com") == "https://login.salesforce.com"
+    sandbox = "https://acme--uat.sandbox.my.salesforce.com"
+    assert jwt_audience(sandbox) == "https://test.salesforce.com"
     other, _ = _keypair()
     bad = SalesforceApi(jwt.model_copy(update={"private_key": SecretStr(other)}))
     dest = SalesforceDestination()
