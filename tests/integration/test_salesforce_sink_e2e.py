@@ -17,6 +17,7 @@ from services.router.envelopes import EnvelopeBuilder
 from services.salesforce_sink.destination import SalesforceDestination
 from shared.contracts import (
     Bill,
+    BillStatus,
     EventType,
     IntegrationConfig,
     ResultRecordAdapter,
@@ -33,6 +34,7 @@ from shared.sinks.options import SinkOptions
 from shared.sinks.runner import SinkRunner, running_sink
 from tests.support.builders import account, bill, config, line
 from tests.support.kafka import publish, read_topic
+from tests.support.services import running_router
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(120)]
 
@@ -205,3 +207,68 @@ async def test_an_expired_session_refreshes_once_without_losing_a_bill(
         assert stack.fake.stats.unauthorized >= 1  # each call in flight then heard 401
         versions = {r[BILL_ID]: r["Bill_Version__c"] for r in stack.fake.records(BILL)}
         assert versions == {f"bill-{i}": "2" for i in range(4)}
+
+
+async def test_the_page_settings_decide_which_records_salesforce_gets(
+    settings: Settings,
+) -> None:
+    """Router and sink together: account ids, restricted account ids, the account filter,
+    only send on approval, excluded line types and sorting, seen in the records."""
+    async with salesforce_stack(settings) as stack:
+        await stack.credential()
+        allow = config(
+            "cfg-allow",
+            "SALESFORCE",
+            integrationCredentialsId="cred-sf",
+            accountIds=["acc-1", "acc-2"],
+            restrictedAccountIds=["acc-2"],
+            entityConfig={"excludedLineItemTypes": ["STANDING_CHARGE"]},
+        )
+        filtered = config(
+            "cfg-filter",
+            "SALESFORCE",
+            integrationCredentialsId="cred-sf",
+            entityConfig={
+                "accountFilter": "customFields.tier == gold",
+                "onlySendBillOnApproval": True,
+                "sortLineItemsBy": "SUBTOTAL",
+            },
+        )
+        await stack.configs(allow, filtered)
+        gold = account("acc-3", customFields={"tier": "gold"})
+        items = [
+            bill("b-acc1", "acc-1", embed=account("acc-1")),
+            bill("b-acc2", "acc-2", embed=account("acc-2")),  # restricted
+            bill("b-gold", "acc-3", embed=gold),  # pending: waits for approval
+            bill("b-plain", "acc-4", embed=account("acc-4")),  # neither configuration
+        ]
+        topic = stack.settings.topics.name("bill_generated")
+        await publish(
+            stack.settings.kafka_bootstrap_servers,
+            topic,
+            [(b.id.encode(), b.to_bytes()) for b in items],
+        )
+        approved = items[2].model_copy(update={"status": BillStatus.APPROVED, "version": 2})
+        async with running_router(stack.settings), stack.sink():
+            await stack.final_runs(1)  # b-acc1
+            await publish(
+                stack.settings.kafka_bootstrap_servers,
+                stack.settings.topics.name("bill_approved"),
+                [(approved.id.encode(), approved.to_bytes())],
+            )
+            runs = await stack.final_runs(2)
+        assert sorted(runs) == ["b-acc1", "b-gold"]
+        every, _ = await stack.results()
+        assert {r.entity_version for r in every.values() if r.entity_id == "b-gold"} == {2}
+        assert all(r.status is RunStatus.COMPLETE for r in runs.values())
+        assert sorted(r[BILL_ID] for r in stack.fake.records(BILL)) == ["b-acc1", "b-gold"]
+        by_bill: dict[str, list[dict[str, Any]]] = {}
+        bills_by_id = {r["Id"]: r[BILL_ID] for r in stack.fake.records(BILL)}
+        for row in stack.fake.records(LINE):
+            by_bill.setdefault(bills_by_id[row["Bill__c"]], []).append(row)
+        # cfg-allow drops the standing charge; cfg-filter sorts by subtotal (5 before 10)
+        assert [r["Line_Item_Type__c"] for r in by_bill["b-acc1"]] == ["USAGE"]
+        gold_lines = sorted(by_bill["b-gold"], key=lambda r: int(r["Position__c"]))
+        assert [r["Subtotal__c"] for r in gold_lines] == ["5.0000", "10.0000"]
+        gold_bill = stack.fake.record(BILL, BILL_ID, "b-gold")
+        assert gold_bill is not None and gold_bill["Status__c"] == "APPROVED"
