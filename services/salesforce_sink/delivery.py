@@ -79,8 +79,13 @@ class BatchDelivery:
     async def run(self, requests: Sequence[DeliveryRequest]) -> list[Outcome]:
         planned: list[Outcome | str] = []  # the bill id, or the plan's refusal
         for request in requests:
+            # Members share destination settings, not entity settings (excluded types,
+            # sorting, external mappings): each bill is planned with its own configuration.
+            config = request.config
+            if not isinstance(config, SalesforceIntegrationConfig):
+                config = self.config
             try:
-                records = plan_records(request.envelope.bill, self.config, request.customer_id)
+                records = plan_records(request.envelope.bill, config, request.customer_id)
             except SinkError as exc:
                 planned.append(exc)
                 continue

@@ -300,6 +300,17 @@ async def test_a_batch_too_large_for_one_composite_still_maps_every_result(env: 
     assert env.fake.stats.api_calls <= 3
 
 
+async def test_each_member_is_planned_with_its_own_entity_settings(env: Env) -> None:
+    """Two configurations with the same destination settings share a batch; their entity
+    settings (here excluded line types) still apply bill by bill."""
+    kinds = (sf_line("u", "1.00"), sf_line("m", "2.00", "MINIMUM_SPEND"))
+    plain = env.request(sf_bill("b1", *kinds))
+    excluding = env.request(sf_bill("b2", *kinds), excludedLineItemTypes=["MINIMUM_SPEND"])
+    await env.batch(plain, excluding)
+    assert [r[LINE_ID] for r in lines_of(env.fake, "b1")] == ["b1:u", "b1:m"]
+    assert [r[LINE_ID] for r in lines_of(env.fake, "b2")] == ["b2:u"]
+
+
 async def test_the_same_bill_twice_in_a_batch_is_written_once(env: Env) -> None:
     a, b = await env.batch(env.request(sf_bill("b1")), env.request(sf_bill("b1", version=2)))
     assert isinstance(a, DeliveryResult) and isinstance(b, DeliveryResult)
