@@ -91,7 +91,7 @@ async def group_offsets(
 ) -> tuple[dict[int, int], dict[int, int]]:
     """(committed, end) offsets of a consumer group per partition of a topic."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+        **kafka_options(bootstrap), group_id=group, enable_auto_commit=False
     )
     await consumer.start()
     try:
