@@ -396,3 +396,60 @@ async def test_faults(fake: FakeSalesforce, http: aiohttp.ClientSession) -> None
     async with http.get("/_fake/state") as resp:
         state = await resp.json()
     assert state["usage"]["used"] == fake.used and state["records"][BILL][0][BILL_ID] == "b1"
+
+
+async def test_authorize_redirects_with_a_code_that_gives_a_refresh_token(
+    fake: FakeSalesforce,
+) -> None:
+    async with aiohttp.ClientSession(base_url=fake.url) as session:
+        params = {
+            "response_type": "code",
+            "client_id": "app-1",
+            "redirect_uri": "http://127.0.0.1:1/callback",
+            "state": "s-1",
+            "login_hint": USER,
+        }
+        async with session.get(
+            "/services/oauth2/authorize", params=params, allow_redirects=False
+        ) as resp:
+            assert resp.status == 302
+            location = resp.headers["Location"]
+        assert location.startswith("http://127.0.0.1:1/callback?") and "state=s-1" in location
+        code = location.split("code=")[1].split("&")[0]
+        body = await _token(
+            session,
+            {
+                "grant_type": "authorization_code",
+                "code": code,
+                "client_id": "app-1",
+                "client_secret": "s3cret",
+            },
+        )
+        assert body["_status"] == 200 and body["refresh_token"]
+        again = await _token(
+            session,
+            {
+                "grant_type": "authorization_code",
+                "code": code,
+                "client_id": "app-1",
+                "client_secret": "s3cret",
+            },
+        )
+        assert again["error"] == "invalid_grant"  # a code is used once
+
+
+async def test_control_endpoints_set_faults_usage_and_expire_sessions(
+    fake: FakeSalesforce, http: aiohttp.ClientSession
+) -> None:
+    async with http.post("/_fake/usage", json={"used": 10, "limit": 20}) as resp:
+        assert await resp.json() == {"used": 10, "limit": 20}
+    async with http.post("/_fake/faults", json={"status": 500, "count": 1}) as resp:
+        assert resp.status == 200
+    async with http.get(f"{V}/limits") as resp:
+        assert resp.status == 500
+        assert resp.headers["Sforce-Limit-Info"] == "api-usage=11/20"
+    async with http.post("/_fake/expire-sessions") as resp:
+        assert (await resp.json())["expired"] >= 1
+    async with http.get(f"{V}/limits") as resp:
+        assert resp.status == 401
+    assert fake.used == 11  # control calls and refused sessions are not counted
