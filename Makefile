@@ -6,7 +6,8 @@ UV ?= python3 -m uv
 export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092
 
 .PHONY: setup kafka-up kafka-down up down test test-unit lint typecheck schemas check-schemas \
-        bench-router bench-stripe bench-salesforce screenshots soak bench-monitor clean
+        bench-router bench-stripe bench-batching bench-salesforce screenshots soak \
+        bench-monitor clean
 
 setup: .venv/.synced
 
@@ -56,13 +57,17 @@ bench-router: setup kafka-up
 bench-stripe: setup kafka-up
 	$(PY) -m benchmarks.stripe
 
-bench-salesforce: setup
+bench-salesforce: setup kafka-up
 	$(PY) -m benchmarks.salesforce
 
 # Screenshots of the console's main pages into docs/console/ (uses the running broker named
 # by KAFKA_BOOTSTRAP_SERVERS and the system Chromium: deploy/ci/install-browser.sh).
 screenshots: setup kafka-up
 	$(PY) -m tests.browser.screenshots
+
+# Batch path, limits and two instances (about 5 minutes: 2-minute batched window).
+bench-batching: setup kafka-up
+	$(PY) -m benchmarks.batching
 
 # Issue 7's fault soak (a few minutes): 5xx, drops after commit, kill -9, rebalances.
 soak: setup kafka-up

@@ -15,7 +15,6 @@ from pydantic.alias_generators import to_camel
 
 from services.control.errors import conflict, not_found, pydantic_details, validation_error
 from services.control.validation import as_json
-from services.control.versioned import VersionedTable
 from shared.credentials import (
     Credential,
     CredentialAdapter,
@@ -28,6 +27,7 @@ from shared.credentials import (
     XeroCredential,
 )
 from shared.credentials.store import seal, unseal
+from shared.kafka.table import CompactedTable
 from shared.logging import get_logger
 from shared.settings import Settings
 
@@ -42,7 +42,7 @@ class CredentialWriter:
         self._producer = producer
         self._cipher = cipher
         self._lock = asyncio.Lock()
-        self.table = VersionedTable[StoredCredential](
+        self.table = CompactedTable[StoredCredential](
             settings.topics.name("credentials"),
             settings.kafka_bootstrap_servers,
             StoredCredential.model_validate_json,

@@ -83,7 +83,7 @@ class _Positions:
 class ProviderErrorOutbox:
     def __init__(self, settings: Settings, monitor: MonitorSettings) -> None:
         self._settings = settings
-        self.topic = f"{settings.topics.prefix}{monitor.webhook_topic}"
+        self.topic = settings.topics.name("monitor_webhooks")
         self._url = monitor.webhook_url
         self._secret = monitor.webhook_secret
         self._policy = RetryPolicy(

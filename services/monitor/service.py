@@ -32,7 +32,7 @@ from shared.kafka.client_options import kafka_options
 from shared.kafka.lag import LagWatcher
 from shared.kafka.producer import make_producer
 from shared.kafka.table import CompactedTable
-from shared.kafka.topics import TopicSpec, ensure_topics
+from shared.kafka.topics import ensure_topics
 from shared.lifecycle import cancel_and_wait
 from shared.logging import get_logger
 from shared.observability import ObservabilityServer
@@ -55,7 +55,7 @@ class MonitorService:
         bootstrap = settings.kafka_bootstrap_servers
         self.results_topic = settings.topics.name("integration_results")
         self.producer = make_producer(bootstrap)
-        self.store = StateStore(settings, self.m.state_topic, self.producer)
+        self.store = StateStore(settings, self.producer)
         self.states: dict[str, ConfigErrorState] = {}
         self._dirty: set[str] = set()
         self._previous: dict[str, IntegrationConfig] = {}
@@ -99,8 +99,6 @@ class MonitorService:
 
     async def start(self) -> None:
         await ensure_topics(self.settings)
-        await self.store.ensure_topic()
-        await ensure_topics(self.settings, [TopicSpec(self.notifier.topic, 1)])
         await self.producer.start()
         self.states.update(await self.store.load())
         m.ERROR_THRESHOLD.set(self.m.error_threshold)

@@ -15,7 +15,6 @@ class MonitorSettings(BaseSettings):
     error_threshold: int = Field(default=10, ge=1)
     # Event ids remembered per configuration so a record published twice counts once.
     remembered_ids: int = Field(default=200, ge=10)
-    state_topic: str = "monitor-state"  # compacted; prefixed like every topic
 
     control_url: str = Field(
         default="http://127.0.0.1:8700",
@@ -52,4 +51,3 @@ class MonitorSettings(BaseSettings):
     webhook_max_delay: float = 60.0
     webhook_timeout: float = 10.0
     webhook_queue_size: int = 1000  # outbox records held by the delivery workers
-    webhook_topic: str = "monitor-webhooks"  # the durable outbox

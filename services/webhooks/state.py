@@ -1,5 +1,7 @@
-"""What the endpoint must remember across restarts: the event ids it has processed
-(a compacted topic) and the invoice map it updates."""
+"""What the endpoint must remember across restarts: the event ids it has processed (a
+compacted topic). It reads the invoice map (to check who owns an invoice) but never writes
+it: only sinks do (shared/sinks/invoice_status.py); the status update it publishes
+reaches the map there."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
 
-from services.webhooks.settings import WebhookSettings, events_topic, webhook_topic_specs
+from services.webhooks.settings import WebhookSettings
 from shared.contracts.base import WireModel
 from shared.kafka.table import CompactedTable
 from shared.kafka.topics import ensure_topics
@@ -32,18 +34,17 @@ class WebhookState:
         self.hooks = hooks or WebhookSettings()
         self.producer = producer
         bootstrap = settings.kafka_bootstrap_servers
-        self.events_topic = events_topic(settings, self.hooks)
-        self.map_topic = settings.topics.name("invoice_map")
+        self.events_topic = settings.topics.name("webhook_events")
         self.processed = CompactedTable[ProcessedEvent](
             self.events_topic, bootstrap, ProcessedEvent.model_validate_json
         )
         self.invoice_map = CompactedTable[InvoiceMapRecord](
-            self.map_topic, bootstrap, InvoiceMapRecord.model_validate_json
+            settings.topics.name("invoice_map"), bootstrap, InvoiceMapRecord.model_validate_json
         )
         self.started = False
 
     async def start(self) -> None:
-        await ensure_topics(self.settings, webhook_topic_specs(self.settings, self.hooks))
+        await ensure_topics(self.settings)
         await self.processed.start()
         await self.invoice_map.start()
         self.started = True
@@ -67,9 +68,3 @@ class WebhookState:
             self.events_topic, record.to_bytes(), key=event_id.encode()
         )
         self.processed.data[event_id] = record  # visible now, not only once read back
-
-    async def put_map_record(self, record: InvoiceMapRecord) -> None:
-        await self.producer.send_and_wait(
-            self.map_topic, record.to_bytes(), key=record.key.encode()
-        )
-        self.invoice_map.data[record.key] = record

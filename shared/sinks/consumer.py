@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -47,6 +48,11 @@ from shared.sinks.options import SinkOptions
 log = get_logger("sink.consumer")
 
 Handler = Callable[[DispatchEnvelope], Awaitable[None]]
+# The dispatch partition of the record a handler task is working on (scheduled delivery
+# records it: the partition's owner in the group delivers what was collected).
+DISPATCH_PARTITION: contextvars.ContextVar[int] = contextvars.ContextVar(
+    "dispatch_partition", default=0
+)
 
 
 class DispatchConsumer:
@@ -132,7 +138,12 @@ class DispatchConsumer:
         self.paused = full
         m.PAUSED.labels(self.family).set(1 if full else 0)
 
+    def owns(self, partition: int) -> bool:
+        """This consumer holds that partition of the dispatch topic now."""
+        return any(tp.partition == partition for tp in self._trackers)
+
     async def _handle(self, tracker: OffsetTracker, record: ConsumerRecord[bytes, bytes]) -> None:
+        DISPATCH_PARTITION.set(record.partition)  # this record's own task
         finished = False
         try:
             try:

@@ -55,6 +55,7 @@ from shared.sinks.errors import (
     SinkError,
 )
 from shared.sinks.invoice_map import InvoiceMapRecord, InvoiceState
+from shared.sinks.limits import ProviderLimits, QuotaLimiter, RateHeaders
 from shared.sinks.ratelimit import AdaptiveRateLimiter, RateSpec
 
 ClientT = TypeVar("ClientT")
@@ -113,7 +114,7 @@ class ProviderCalls:
     def __init__(
         self,
         destination: str,
-        limiter: AdaptiveRateLimiter,
+        limiter: AdaptiveRateLimiter | QuotaLimiter,
         classify: Callable[[BaseException], SinkError | None],
         credential_id: str = "",
     ) -> None:
@@ -186,9 +187,16 @@ class ProviderCalls:
                 # No answer to a write: it may have been committed before the drop.
                 error = ProviderTimeoutError(error.message, provider_code=error.provider_code)
             raise error from exc
+        finally:
+            self.limiter.release()
         PROVIDER_CALLS.labels(self.destination, endpoint, "ok").inc()
         PROVIDER_LATENCY.labels(self.destination, endpoint).observe(time.monotonic() - started)
         return result
+
+    def observe(self, headers: RateHeaders) -> None:
+        """The provider's rate headers (remaining this minute / day) from a response: they
+        steer the limiter before a 429 happens."""
+        self.limiter.observe(headers)
 
 
 class SinkDestination(ABC, Generic[ClientT]):
@@ -201,6 +209,22 @@ class SinkDestination(ABC, Generic[ClientT]):
 
     @abstractmethod
     def make_client(self, destination: DestinationName, credential: Credential) -> ClientT: ...
+
+    def provider_limits(
+        self, destination: DestinationName, credential: Credential
+    ) -> ProviderLimits | None:
+        """The provider's real limits (windows, concurrency, daily quota, scope); None keeps
+        the per-second `rate_spec` limiter."""
+        return None
+
+    def schedule_interval(self, config: IntegrationConfig) -> float | None:
+        """Seconds between scheduled deliveries when `config` collects its bills (e.g. a
+        SCHEDULE trigger: hourly, 3600); None delivers each bill as it comes."""
+        return None
+
+    def tenant_of(self, config: IntegrationConfig, credential: Credential) -> str | None:
+        """The provider-side tenant a delivery writes to (Xero organisation), if any."""
+        return None
 
     async def close_client(self, client: ClientT) -> None:
         """Release the client's connections (optional)."""

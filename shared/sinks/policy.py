@@ -16,7 +16,20 @@ In order, under a lock per configuration and bill:
    internal errors with their own event and metric.
 
 The Kafka side (shared.sinks.consumer) calls `process` once per envelope and commits the
-record when it returns; `delivering` marks the parts a stop should wait for."""
+record when it returns; `delivering` marks the parts a stop should wait for.
+
+Framework v2 (issue 9) adds, all optional per destination:
+- the batch path: a `BatchDestination`'s deliveries go through a `BatchPath` (requests
+  wait for their batch without holding delivery slots; each gets its own outcome);
+- provider limits: `provider_limits` gives a `QuotaLimiter` per scope (credential, tenant
+  or process) instead of the per-second limiter;
+- parking: a spent daily quota (`QuotaExhaustedError`) parks the envelope until the reset
+  through `park` (the schedule store, so the partition moves on and its offset commits),
+  without counting an attempt;
+- scheduled delivery: a configuration the destination schedules is collected through
+  `collect` (the run is WAITING) and delivered later with `process(..., scheduled=True)`;
+- status updates from the webhooks service are applied to the invoice map here, under
+  the bill's lock (`apply_status`): the sink is the map's only writer."""
 
 from __future__ import annotations
 
@@ -25,7 +38,7 @@ import collections
 import contextlib
 import hashlib
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -36,6 +49,7 @@ import structlog
 from shared.contracts import (
     DispatchEnvelope,
     ExternalMapping,
+    ExternalStatusUpdate,
     ExternalSystem,
     IntegrationConfig,
     IntegrationEvent,
@@ -45,6 +59,7 @@ from shared.contracts import (
 from shared.credentials import Credential
 from shared.logging import get_logger
 from shared.sinks import metrics as m
+from shared.sinks.batching import BatchDestination, BatchPath, CallLimiter
 from shared.sinks.customers import resolve_customer
 from shared.sinks.destination import DeliveryRequest, DeliveryResult, ProviderCalls, SinkDestination
 from shared.sinks.errors import (
@@ -61,6 +76,8 @@ from shared.sinks.invoice_map import (
     InvoiceState,
     map_key,
 )
+from shared.sinks.invoice_status import keep_lock, locked_record
+from shared.sinks.limits import QuotaExhaustedError, QuotaLimiter, limit_key
 from shared.sinks.locks import KeyedLocks, KeyedSlots, PrioritySlots
 from shared.sinks.options import SinkOptions
 from shared.sinks.ratelimit import AdaptiveRateLimiter
@@ -116,8 +133,18 @@ class DeliveryPolicy:
         self._config_slots = KeyedSlots(self.options.per_config_concurrency)
         self._global_slots = PrioritySlots(self.options.max_concurrency)
         self._clients: dict[tuple[str, int, str], Any] = {}
-        # One limiter per credential for the life of the process (changed in place).
-        self._limiters: dict[tuple[str, str], AdaptiveRateLimiter] = {}
+        # One limiter per credential (or limit scope) for the life of the process.
+        self._limiters: dict[tuple[str, str], CallLimiter] = {}
+        self.batch = (
+            BatchPath(destination, self._client_for, self.options.delivery_timeout)
+            if isinstance(destination, BatchDestination)
+            else None
+        )
+        # Set by the runner: keep an envelope for later (scheduled delivery, or parked
+        # until a quota resets) and whether a configuration is scheduled.
+        self.collect: Collect | None = None
+        self.park: Park | None = None
+        self.scheduled: Callable[[IntegrationConfig], bool] = lambda _: False
         self._run_started: dict[str, datetime] = {}  # a run keeps its first start time
         self._run_attempt: dict[str, int] = {}  # the attempt its records carry
         # Bill versions received and not yet finished, per configuration and bill.
@@ -125,13 +152,17 @@ class DeliveryPolicy:
         self.delivered = 0
 
     async def close(self) -> None:
+        if self.batch is not None:
+            await self.batch.close()
         for client in self._clients.values():
             await self.destination.close_client(client)
         self._clients.clear()
 
     # ---- one envelope ---------------------------------------------------------------
 
-    async def process(self, envelope: DispatchEnvelope) -> None:
+    async def process(self, envelope: DispatchEnvelope, *, scheduled: bool = False) -> None:
+        """`scheduled`: the envelope comes back from the schedule (or from parking): it is
+        delivered now, not collected again."""
         config = envelope.integration_config
         bill = envelope.bill
         run_id = run_id_for(envelope.dispatch_id)
@@ -141,6 +172,12 @@ class DeliveryPolicy:
             run_id=run_id,
             dispatch_id=envelope.dispatch_id,
         ):
+            if not scheduled and self.collect is not None and self.scheduled(config):
+                await self.collect(envelope)
+                # WAITING, durably, before the dispatch offset is committed.
+                await (await self._emit_run(envelope, run_id, RunStatus.WAITING))
+                self._run_started.pop(run_id, None)
+                return
             key = map_key(config.id, bill.id)
             waiting = self._waiting.setdefault(key, collections.Counter())
             waiting[bill.version] += 1
@@ -161,6 +198,19 @@ class DeliveryPolicy:
         waiting = self._waiting.get(map_key(envelope.integration_config.id, bill.id))
         newest = max(waiting, default=None) if waiting else None
         return newest if newest is not None and newest > bill.version else None
+
+    async def apply_status(self, update: ExternalStatusUpdate) -> None:
+        """A provider-side status (finalized, paid, void) reaches the invoice map, under
+        the same lock a delivery of that bill holds; never moves a state backwards."""
+        if not update.entity_id or not update.integration_config_id:
+            return
+        key = map_key(update.integration_config_id, update.entity_id)
+        async with self._key_locks.hold(key):
+            current = self.state.invoice_record(key)
+            changed = locked_record(current, update) if current else None
+            if changed is not None:
+                await self.state.put_invoice_record(changed)
+                log.info("invoice_status_applied", state=changed.state.value, key=key)
 
     async def _process_guarded(self, envelope: DispatchEnvelope, run_id: str) -> None:
         try:
@@ -246,6 +296,14 @@ class DeliveryPolicy:
             result, existing = await self._deliver_with_retries(
                 envelope, run_id, customer, credential, existing, recovering
             )
+        except Parked as parked:
+            # Not final: the run waits for the quota's reset (the offset moves on).
+            await (
+                await self._emit_run(
+                    envelope, run_id, RunStatus.RATE_LIMIT_RETRY, error=parked.message
+                )
+            )
+            return
         except SinkError as err:
             status = err.run_status if err.run_status.is_final else RunStatus.ERROR
             await self._finish(envelope, run_id, status, error=err.message, event=err)
@@ -284,10 +342,7 @@ class DeliveryPolicy:
             calls = ProviderCalls(self.family, limiter, self.destination.classify, credential.id)
             try:
                 urgent = attempt > 1
-                async with (
-                    self._config_slots.get(config.id).hold(urgent),
-                    self._global_slots.hold(urgent),
-                ):
+                async with self._slots(config, urgent):
                     with self._delivering():
                         if not began:
                             began = True
@@ -310,7 +365,7 @@ class DeliveryPolicy:
                         )
                         try:
                             result = await asyncio.wait_for(
-                                self.destination.deliver(request, client, calls),
+                                self._deliver(request, credential, client, calls),
                                 self.options.delivery_timeout,
                             )
                             return result, existing
@@ -318,6 +373,15 @@ class DeliveryPolicy:
                             raise ProviderTimeoutError(
                                 f"no answer within {self.options.delivery_timeout:.0f}s"
                             ) from exc
+            except QuotaExhaustedError as err:
+                # Not an attempt: the provider was not called. Park until the reset.
+                m.RETRIES.labels(self.family, type(err).__name__).inc()
+                if self.park is not None:
+                    await self.park(envelope, err.reset_at)
+                    raise Parked(err.message) from err
+                await self._emit_run(envelope, run_id, err.run_status, error=err.message)
+                await asyncio.sleep(err.retry_after or 1.0)  # no store: wait in this task
+                recovering = True
             except RetriableError as err:
                 if attempt >= policy.max_attempts:
                     status = (
@@ -356,7 +420,7 @@ class DeliveryPolicy:
         existing: InvoiceMapRecord | None,
         last: DeliveryRequest,
         client: Any,
-        limiter: AdaptiveRateLimiter,
+        limiter: CallLimiter,
         credential_id: str,
     ) -> str:
         """The run ends in error after a write may have happened: a bill delivered for the
@@ -394,22 +458,55 @@ class DeliveryPolicy:
             )
         return credential
 
+    @contextlib.asynccontextmanager
+    async def _slots(self, config: IntegrationConfig, urgent: bool) -> AsyncIterator[None]:
+        """Delivery slots (per configuration and overall) on the single path. A batch
+        member waits for its batch without one: the batch call itself is bounded by the
+        provider's limits (concurrency included), and slots would cap batches at the
+        per-configuration concurrency."""
+        if self.batch is not None:
+            yield
+            return
+        async with (
+            self._config_slots.get(config.id).hold(urgent),
+            self._global_slots.hold(urgent),
+        ):
+            yield
+
+    async def _deliver(
+        self, request: DeliveryRequest, credential: Credential, client: Any, calls: ProviderCalls
+    ) -> DeliveryResult:
+        if self.batch is not None:
+            return await self.batch.deliver(request, credential)
+        return await self.destination.deliver(request, client, calls)
+
     def _client_for(
         self, config: IntegrationConfig, credential: Credential
-    ) -> tuple[Any, AdaptiveRateLimiter]:
+    ) -> tuple[Any, CallLimiter]:
         key = (credential.id, credential.version, config.destination.value)
         client = self._clients.get(key)
         if client is None:
             client = self._clients[key] = self.destination.make_client(
                 config.destination, credential
             )
+        return client, self._limiter_for(config, credential)
+
+    def _limiter_for(self, config: IntegrationConfig, credential: Credential) -> CallLimiter:
+        limits = self.destination.provider_limits(config.destination, credential)
+        if limits is not None:
+            tenant = self.destination.tenant_of(config, credential)
+            lkey = ("limits", limit_key(limits.scope, credential.id, tenant))
+            limiter = self._limiters.get(lkey)
+            if limiter is None:
+                limiter = self._limiters[lkey] = QuotaLimiter(limits)
+            return limiter
         lkey = (credential.id, config.destination.value)
         limiter = self._limiters.get(lkey)
         if limiter is None:
             limiter = self._limiters[lkey] = AdaptiveRateLimiter(
                 self.destination.rate_spec(config.destination, credential)
             )
-        return client, limiter
+        return limiter
 
     async def _write_map(
         self,
@@ -428,7 +525,8 @@ class DeliveryPolicy:
             integration_config_id=config.id,
             bill_id=bill.id,
             bill_version=bill.version,
-            state=state,
+            # A lock a status update recorded meanwhile stays (the provider's word).
+            state=keep_lock(previous, state) if result is not None else state,
             external_id=(result.external_id if result else None)
             or (previous.external_id if previous else None),
             url=(result.url if result else None) or (previous.url if previous else None),
@@ -509,6 +607,17 @@ class DeliveryPolicy:
             external_id=external_id,
             error=(error or "")[:300] or None,
         )
+
+
+Collect = Callable[[DispatchEnvelope], Awaitable[Any]]
+Park = Callable[[DispatchEnvelope, datetime], Awaitable[Any]]
+
+
+class Parked(SinkError):
+    """The envelope waits in the schedule store for a quota's reset (not a final state)."""
+
+    run_status = RunStatus.RATE_LIMIT_RETRY
+    event_type = None
 
 
 class Superseded(SinkError):

@@ -83,6 +83,12 @@ class AdaptiveRateLimiter:
             schedule = self._endpoints[endpoint] = _Schedule(rate)
         return schedule
 
+    def release(self) -> None:
+        """A call ended (this limiter bounds no concurrency)."""
+
+    def observe(self, headers: object) -> None:
+        """Rate headers are not used by the per-second limiter."""
+
     def on_rate_limited(self, retry_after: float | None) -> None:
         """Honour Retry-After always; slow down only when 429s keep coming (a lone one is
         timing jitter at the window's edge, a second within `SUSTAINED` seconds means the

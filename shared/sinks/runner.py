@@ -5,7 +5,11 @@
 - the delivery policy, `DeliveryPolicy` (shared.sinks.policy): de-duplication, stale
   versions, disabled configurations, PENDING recovery, retries, run records;
 - `KafkaPolicyState`: what the policy reads and writes, on the compacted tables
-  (configurations, external mappings, invoice map, credentials) and the producer.
+  (configurations, external mappings, invoice map, credentials) and the producer;
+- `ScheduledDelivery` (shared.sinks.schedule): configurations the destination schedules,
+  and envelopes parked until a daily quota resets, kept on `sink-schedule`;
+- `StatusFollower` (shared.sinks.invoice_status): provider statuses published by the
+  webhooks service, applied to the invoice map (whose only writer is the sink).
 
 Guarantees (DESIGN.md section 6): at-least-once (a record is committed only once its run
 result and invoice-map record are acknowledged, on stop and rebalance too); nothing
@@ -19,11 +23,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable
+from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
 from shared.contracts import (
+    Destination,
+    DispatchEnvelope,
     ExternalMapping,
     ExternalSystem,
     IntegrationConfig,
@@ -39,12 +46,14 @@ from shared.kafka.topics import ensure_topics
 from shared.lifecycle import cancel_and_wait
 from shared.logging import get_logger
 from shared.settings import Settings
-from shared.sinks.consumer import DispatchConsumer
+from shared.sinks.consumer import DISPATCH_PARTITION, DispatchConsumer
 from shared.sinks.customers import MappingIndex
 from shared.sinks.destination import SinkDestination
 from shared.sinks.invoice_map import InvoiceMapRecord
+from shared.sinks.invoice_status import StatusFollower
 from shared.sinks.options import SinkOptions
 from shared.sinks.policy import DeliveryPolicy, run_id_for
+from shared.sinks.schedule import ScheduledDelivery, ScheduledEnvelope, ScheduleStore
 
 __all__ = ["KafkaPolicyState", "SinkRunner", "run_id_for", "running_sink"]
 
@@ -105,10 +114,8 @@ class KafkaPolicyState:
         return self.credentials.get(credential_id)
 
     async def put_invoice_record(self, record: InvoiceMapRecord) -> None:
-        await self.producer.send_and_wait(
-            self.map_topic, record.to_bytes(), key=record.key.encode()
-        )
-        self.invoice_map.data[record.key] = record  # visible now, before the table catches up
+        # Visible at once; the follower never puts an older record back over it.
+        await self.invoice_map.write(self.producer, record.key, record, record.to_bytes())
 
     async def send_result(self, record: IntegrationRun | IntegrationEvent) -> Awaitable[Any]:
         # Keyed by configuration: all records of a run share a partition, in order.
@@ -140,15 +147,50 @@ class SinkRunner:
         self.policy = DeliveryPolicy(
             destination, self.state, self.options, self.consumer.delivering
         )
+        # Scheduled delivery, and parking until a daily quota resets, on `sink-schedule`.
+        self.schedule = ScheduledDelivery(
+            ScheduleStore(
+                self.family,
+                settings.topics.name("sink_schedule"),
+                settings.kafka_bootstrap_servers,
+            ),
+            self.producer,
+            destination.schedule_interval,
+            self._deliver_scheduled,
+            self.consumer.owns,
+        )
+        self.policy.scheduled = self.schedule.wants
+        self.policy.collect = self._collect
+        self.policy.park = self._park
+        # The invoice map's only writer applies provider statuses from the webhooks.
+        self.statuses = StatusFollower(
+            settings.topics.name("integration_results"),
+            settings.kafka_bootstrap_servers,
+            f"{settings.consumer_group_prefix}-{self.family}-sink-status",
+            frozenset(d for d in Destination if d.family == self.family),
+            self.policy.apply_status,
+        )
         self._started = False
 
     async def _process(self, envelope: Any) -> None:
         await self.policy.process(envelope)
 
+    async def _collect(self, envelope: DispatchEnvelope) -> None:
+        await self.schedule.collect(envelope, DISPATCH_PARTITION.get())
+
+    async def _park(self, envelope: DispatchEnvelope, until: datetime) -> None:
+        await self.schedule.collect(envelope, DISPATCH_PARTITION.get(), not_before=until)
+
+    async def _deliver_scheduled(self, record: ScheduledEnvelope) -> None:
+        DISPATCH_PARTITION.set(record.partition)  # a re-park keeps the owner's partition
+        await self.policy.process(record.envelope, scheduled=True)
+
     async def start(self) -> None:
         await ensure_topics(self.settings)
         await self.producer.start()
         await self.state.start()
+        await self.schedule.start()
+        await self.statuses.start()
         await self.consumer.start()
         self._started = True
         log.info("sink_started", destination=self.family, topic=self.consumer.topic)
@@ -158,13 +200,15 @@ class SinkRunner:
 
     async def stop(self) -> None:
         await self.consumer.stop()
+        await self.schedule.stop()
+        await self.statuses.stop()
         await self.state.stop()
         await self.policy.close()
         await self.producer.stop()
 
     def health(self) -> dict[str, Any]:
         return {
-            "ok": self._started and self.state.ready,
+            "ok": self._started and self.state.ready and self.schedule.store.table.ready.is_set(),
             "inFlight": self.consumer.in_flight,
             "paused": self.consumer.paused,
             "delivered": self.policy.delivered,

@@ -16,6 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from services.router.service import RouterService
 from shared.contracts import DispatchEnvelope, LineItem
+from shared.kafka.client_options import kafka_options
 from shared.kafka.deadletter import ORIGINAL_PREFIX_BYTES
 from shared.kafka.topics import ensure_topics
 from shared.settings import Settings
@@ -27,7 +28,7 @@ pytestmark = pytest.mark.kafka
 
 
 async def _committed(settings: Settings, topic: str) -> dict[int, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**kafka_options(settings.kafka_bootstrap_servers))
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(
@@ -101,7 +102,7 @@ async def test_a_bill_whose_envelope_exceeds_the_broker_limit_goes_compressed(
     # its envelope repeats the 10 KB account and is over the limit uncompressed.
     raw = _bill_of_size("bill-big", 1_040_000, "n" * 10_000)
     assert 1_030_000 < len(raw) < 1_046_000
-    producer = AIOKafkaProducer(bootstrap_servers=bs, acks="all", max_request_size=2**21)
+    producer = AIOKafkaProducer(**kafka_options(bs), acks="all", max_request_size=2**21)
     await producer.start()
     try:
         await producer.send_and_wait(settings.topics.name("bill_generated"), raw, key=b"big")
@@ -121,7 +122,7 @@ async def test_an_envelope_too_large_even_compressed_is_dead_lettered(
     bs = settings.kafka_bootstrap_servers
     # A dispatch topic that takes only 100 kB per batch, so a small incompressible bill
     # stands in for a huge one.
-    admin = AIOKafkaAdminClient(bootstrap_servers=bs)
+    admin = AIOKafkaAdminClient(**kafka_options(bs))
     await admin.start()
     try:
         await admin.create_topics(

@@ -16,6 +16,7 @@ from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
 from fakes.salesforce import FakeSalesforce
+from services.control.verifiers import verifier_for
 from services.salesforce_sink.client import (
     ApiUsage,
     SalesforceApi,
@@ -27,6 +28,7 @@ from services.salesforce_sink.destination import SalesforceDestination
 from shared.contracts import (
     Account,
     Bill,
+    Destination,
     DispatchEnvelope,
     IntegrationConfig,
     LineItem,
@@ -579,3 +581,17 @@ async def test_at_most_the_concurrent_allowance_at_once(fake: FakeSalesforce) ->
     finally:
         await api.close()
     assert fake.stats.max_concurrent == 3 and fake.stats.refused == 0
+
+
+async def test_connecting_verifies_the_credential(fake: FakeSalesforce) -> None:
+    assert fake.url is not None
+    verify = verifier_for(Destination.SALESFORCE)
+    assert verify is not None
+    ok = await verify(credential(fake.url), Destination.SALESFORCE)
+    assert ok.ok
+    refused = await verify(credential(fake.url, clientSecret="wrong"), Destination.SALESFORCE)
+    assert not refused.ok and not refused.retriable and "invalid_client" in (refused.reason or "")
+    assert "wrong" not in (refused.reason or "")
+    fake.inject(status=503)
+    later = await verify(credential(fake.url), Destination.SALESFORCE)
+    assert not later.ok and later.retriable

@@ -1,4 +1,5 @@
-"""Stripe event -> ExternalStatusUpdate mapping and invoice-map locking (pure)."""
+"""Stripe event -> ExternalStatusUpdate mapping and the invoice-map locking the sink
+applies (pure)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from services.webhooks.events import (
     EventBodyError,
     parse_event,
     status_update,
-    updated_map_record,
 )
 from services.webhooks.settings import WebhookSettings
 from shared.contracts import Destination, ExternalInvoiceStatus
 from shared.sinks.invoice_map import InvoiceMapRecord, InvoiceState
+from shared.sinks.invoice_status import keep_lock
+from shared.sinks.invoice_status import locked_record as updated_map_record
 
 
 def _event(kind: str, livemode: bool = False, **meta: str) -> bytes:
@@ -90,3 +92,11 @@ def test_map_record_is_locked_and_never_moves_back() -> None:
 def test_the_service_listens_on_loopback_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("BILLSYNC_WEBHOOKS_HOST", raising=False)
     assert WebhookSettings().host == "127.0.0.1"
+
+
+def test_a_delivery_never_unlocks_a_locked_invoice() -> None:
+    assert keep_lock(_record(InvoiceState.PAID), InvoiceState.DRAFT) is InvoiceState.PAID
+    assert keep_lock(_record(InvoiceState.DRAFT), InvoiceState.FINALIZED) is (
+        InvoiceState.FINALIZED
+    )
+    assert keep_lock(None, InvoiceState.DRAFT) is InvoiceState.DRAFT
