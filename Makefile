@@ -6,8 +6,8 @@ UV ?= python3 -m uv
 export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092
 
 .PHONY: setup kafka-up kafka-down up down test test-unit lint typecheck schemas check-schemas \
-        bench-router bench-stripe bench-batching bench-salesforce screenshots soak \
-        bench-monitor clean
+        bench-router bench-stripe bench-paddle bench-batching bench-salesforce screenshots \
+        soak bench-monitor clean
 
 setup: .venv/.synced
 
@@ -56,6 +56,9 @@ bench-router: setup kafka-up
 
 bench-stripe: setup kafka-up
 	$(PY) -m benchmarks.stripe
+
+bench-paddle: setup kafka-up
+	$(PY) -m benchmarks.paddle
 
 bench-salesforce: setup kafka-up
 	$(PY) -m benchmarks.salesforce

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The local stack: broker, topics, fake Stripe, local Salesforce, router, sinks, control
-# plane, monitor, sample configurations, credentials and bills. `stack.sh up` returns once
-# everything is running (services keep running in the background); `stack.sh down` stops
-# them.
+# The local stack: broker, topics, fake Stripe, local Paddle, local Salesforce, router,
+# sinks, control plane, monitor, sample configurations, credentials and bills.
+# `stack.sh up` returns once everything is running (services keep running in the
+# background); `stack.sh down` stops them.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 root="$PWD"
@@ -23,6 +23,7 @@ if [[ ! -f "$state/credentials.key" ]]; then
 fi
 export BILLSYNC_CREDENTIALS_KEY="$(cat "$state/credentials.key")"
 export BILLSYNC_STRIPE_API_BASE="http://127.0.0.1:12111"
+export BILLSYNC_PADDLE_SANDBOX_API_BASE="http://127.0.0.1:12112"
 export BILLSYNC_CONTROL_URL="http://127.0.0.1:8700"
 export BILLSYNC_CONTROL_ADMIN_TOKENS='["local-admin-token"]'
 export BILLSYNC_CONTROL_READ_TOKENS='["local-read-token"]'
@@ -51,6 +52,26 @@ wait_http() {  # wait_http URL NAME
   return 1
 }
 
+paddle_ids() {  # paddle_ids PREFIX: the local Paddle ids of the 12 sample accounts
+  for n in $(seq 1 12); do printf '%s_local%021d\n' "$1" "$n"; done
+}
+
+paddle_mappings() {  # Customer, Address, Business mappings of acc-0001..12 (idempotent)
+  local n acc table prefix
+  for n in $(seq 1 12); do
+    acc=$(printf 'acc-%04d' "$n")
+    for table in Customer:ctm Address:add Business:biz; do
+      prefix=${table#*:}; table=${table%%:*}
+      curl -sS -o /dev/null -X POST http://127.0.0.1:8700/externalmappings \
+        -H "Authorization: Bearer $BILLSYNC_CONTROL_TOKEN" -H 'Content-Type: application/json' \
+        -d "{\"id\": \"map-paddle-$acc-$table\", \"externalSystem\": \"Paddle\",
+             \"externalTable\": \"$table\", \"externalId\": \"$(printf '%s_local%021d' "$prefix" "$n")\",
+             \"m3terEntity\": \"Account\", \"m3terId\": \"$acc\"}"
+    done
+  done
+  echo "  Paddle external mappings for acc-0001..acc-0012 created"
+}
+
 up() {
   deploy/kafka/scripts/kafka.sh up
   "$billsync" topics create >/dev/null
@@ -63,6 +84,10 @@ up() {
     --webhook-url http://127.0.0.1:8090/webhooks/stripe/cfg-stripe-us \
     --webhook-secret whsec_local_billsync
   wait_http http://127.0.0.1:12111/_fake/stats fake-stripe
+  # The local Paddle (sandbox): one customer, address and business per sample account.
+  start fake-paddle 12112 "$py" -m fakes.paddle --port 12112 \
+    --keys pdl_sdbx_apikey_local_billsync --customers "$(paddle_ids ctm | paste -sd, -)"
+  wait_http http://127.0.0.1:12112/_fake/stats fake-paddle
   # The local Salesforce: the billsync objects, one connected app (client credentials), and
   # an Account (with billsync's account external id) for every sample account.
   start fake-salesforce 12113 "$py" -m fakes.salesforce --port 12113 \
@@ -73,20 +98,24 @@ up() {
   start control 8700 "$billsync" control
   wait_http http://127.0.0.1:8700/health control
   "$billsync" configs apply deploy/local/configs.yaml   # through the control plane
+  paddle_mappings
   start router 9301 "$billsync" router
   start stripe-sink 9302 "$billsync" stripe-sink
+  start paddle-sink 9304 "$billsync" paddle-sink
   start salesforce-sink 9306 "$billsync" salesforce-sink
   start monitor 9303 "$billsync" monitor
   start webhooks 8090 "$billsync" webhooks
   start prometheus 9090 deploy/prometheus/local.sh "$state"   # scrapes every service, alert rules loaded
   wait_http http://127.0.0.1:9301/health router
   wait_http http://127.0.0.1:9302/health stripe-sink
+  wait_http http://127.0.0.1:9304/health paddle-sink
   wait_http http://127.0.0.1:9306/health salesforce-sink
   "$billsync" produce-sample --accounts 12 --bills 40 --lines 12
   echo
   echo "Give it a few seconds, then look at:"
   echo "  the web console:                http://127.0.0.1:8700/console/  (sign in with the token local-admin-token, or local-read-token to look only)"
   echo "  invoices in the local Stripe:   curl -s http://127.0.0.1:12111/_fake/state | python3 -m json.tool | less"
+  echo "  transactions in the local Paddle: curl -s http://127.0.0.1:12112/_fake/state | python3 -m json.tool | less"
   echo "  records in the local Salesforce: curl -s http://127.0.0.1:12113/_fake/state | python3 -m json.tool | less"
   echo "  router metrics:                 curl -s http://127.0.0.1:9301/metrics | grep billsync_router"
   echo "  Stripe sink metrics:            curl -s http://127.0.0.1:9302/metrics | grep billsync_sink"
