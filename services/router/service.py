@@ -63,6 +63,7 @@ from shared.observability import ObservabilityServer
 from shared.routing import CompiledRoute, FilterReason, RouteIndex, compile_route
 from shared.routing.rules import account_view
 from shared.settings import Settings
+from shared.sinks.partitioning import dispatch_key
 
 log = get_logger("router")
 
@@ -335,7 +336,7 @@ class RouterService:
             if len(body) > self.dispatch_max_bytes:
                 futures.append(asyncio.ensure_future(self._send_large(record, topic, config, body)))
             else:
-                await self._sender.add(topic, config.id.encode(), body)
+                await self._sender.add(topic, dispatch_key(config).encode(), body)
             self._counts[self._dispatched[config.destination]] += 1
         return futures
 
@@ -367,7 +368,7 @@ class RouterService:
         no bill can stop the router."""
         producer = await self._compressing_producer()
         try:
-            await (await producer.send(topic, body, key=config.id.encode()))
+            await (await producer.send(topic, body, key=dispatch_key(config).encode()))
         except MessageSizeTooLargeError:
             reason = (
                 f"the envelope for configuration {config.id!r} is {len(body):,} bytes and "

@@ -311,12 +311,9 @@ async def test_a_configuration_cannot_change_another_configurations_invoice(
     ]
     records = await read_topic(bs, settings.topics.name("invoice_map"))
     parsed = [InvoiceMapRecord.model_validate_json(r.value or b"") for r in records]
-    locked = [r for r in parsed if r.state is not InvoiceState.DRAFT]
-    assert sorted((r.integration_config_id, r.state) for r in locked) == [
-        ("cfg-a", InvoiceState.PAID),
-        ("cfg-b", InvoiceState.PAID),
-        ("cfg-c", InvoiceState.PAID),
-    ]
+    # Only sinks write the invoice map (they apply the published updates): the refused
+    # events above changed nothing, and neither did the accepted ones, here.
+    assert [r for r in parsed if r.state is not InvoiceState.DRAFT] == []
 
 
 async def test_an_invoice_still_being_written_is_retried(settings: Settings) -> None:
