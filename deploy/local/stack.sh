@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The local stack: broker, topics, fake Stripe, local Paddle, router, sinks, control plane, monitor,
-# sample configurations, credentials and bills. `stack.sh up` returns once everything is
-# running (services keep running in the background); `stack.sh down` stops them.
+# The local stack: broker, topics, fake Stripe, local Paddle, local Salesforce, router,
+# sinks, control plane, monitor, sample configurations, credentials and bills.
+# `stack.sh up` returns once everything is running (services keep running in the
+# background); `stack.sh down` stops them.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 root="$PWD"
@@ -87,6 +88,12 @@ up() {
   start fake-paddle 12112 "$py" -m fakes.paddle --port 12112 \
     --keys pdl_sdbx_apikey_local_billsync --customers "$(paddle_ids ctm | paste -sd, -)"
   wait_http http://127.0.0.1:12112/_fake/stats fake-paddle
+  # The local Salesforce: the billsync objects, one connected app (client credentials), and
+  # an Account (with billsync's account external id) for every sample account.
+  start fake-salesforce 12113 "$py" -m fakes.salesforce --port 12113 \
+    --client-id billsync-local-app --client-secret local-secret \
+    --accounts "$(for i in $(seq 1 12); do printf 'acc-%04d=Customer %d,' "$i" "$i"; done)"
+  wait_http http://127.0.0.1:12113/_fake/state fake-salesforce
   "$billsync" credentials apply deploy/local/credentials.yaml
   start control 8700 "$billsync" control
   wait_http http://127.0.0.1:8700/health control
@@ -95,18 +102,21 @@ up() {
   start router 9301 "$billsync" router
   start stripe-sink 9302 "$billsync" stripe-sink
   start paddle-sink 9304 "$billsync" paddle-sink
+  start salesforce-sink 9306 "$billsync" salesforce-sink
   start monitor 9303 "$billsync" monitor
   start webhooks 8090 "$billsync" webhooks
   start prometheus 9090 deploy/prometheus/local.sh "$state"   # scrapes every service, alert rules loaded
   wait_http http://127.0.0.1:9301/health router
   wait_http http://127.0.0.1:9302/health stripe-sink
   wait_http http://127.0.0.1:9304/health paddle-sink
+  wait_http http://127.0.0.1:9306/health salesforce-sink
   "$billsync" produce-sample --accounts 12 --bills 40 --lines 12
   echo
   echo "Give it a few seconds, then look at:"
   echo "  the web console:                http://127.0.0.1:8700/console/  (sign in with the token local-admin-token, or local-read-token to look only)"
   echo "  invoices in the local Stripe:   curl -s http://127.0.0.1:12111/_fake/state | python3 -m json.tool | less"
   echo "  transactions in the local Paddle: curl -s http://127.0.0.1:12112/_fake/state | python3 -m json.tool | less"
+  echo "  records in the local Salesforce: curl -s http://127.0.0.1:12113/_fake/state | python3 -m json.tool | less"
   echo "  router metrics:                 curl -s http://127.0.0.1:9301/metrics | grep billsync_router"
   echo "  Stripe sink metrics:            curl -s http://127.0.0.1:9302/metrics | grep billsync_sink"
   echo "  integration runs (API):         curl -s -H 'Authorization: Bearer local-read-token' http://127.0.0.1:8700/integrationruns"
