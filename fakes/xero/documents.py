@@ -93,13 +93,17 @@ class Organisation:
 
     # ---- seeding ------------------------------------------------------------------------
 
-    def add_contact(self, name: str, contact_id: str | None = None) -> JSON:
+    def add_contact(
+        self, name: str, contact_id: str | None = None, number: str | None = None
+    ) -> JSON:
         contact: JSON = {
             "ContactID": contact_id or str(uuid.uuid4()),
             "Name": name,
             "ContactStatus": "ACTIVE",
             "IsCustomer": True,
         }
+        if number is not None:
+            contact["ContactNumber"] = number
         self.contacts[contact["ContactID"]] = contact
         return contact
 
@@ -275,12 +279,18 @@ class Organisation:
         ident = contact.get("ContactID")
         if ident:
             return self.contacts.get(str(ident))
+        number = contact.get("ContactNumber")
+        if number:
+            for known in self.contacts.values():
+                if known.get("ContactNumber") == number:
+                    return known
         name = contact.get("Name")
         if isinstance(name, str) and name.strip():
             for known in self.contacts.values():
-                if known["Name"] == name:
+                if known["Name"] == name and (not number or "ContactNumber" not in known):
                     return known
-            return self.add_contact(name)  # Xero creates a contact named on a document
+            # Xero creates a contact named on a document.
+            return self.add_contact(name, number=str(number) if number else None)
         return None
 
     def _lines(self, items: list[JSON], unitdp: int) -> tuple[list[JSON], list[str]]:
