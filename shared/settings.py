@@ -30,6 +30,11 @@ class TopicNames(BaseSettings):
     dispatch_salesforce: str = "dispatch.salesforce"
     dispatch_xero: str = "dispatch.xero"
     credentials: str = "integration-credentials"
+    # Services' own state (compacted): see shared/kafka/topics.py for each one's policy.
+    monitor_state: str = "monitor-state"
+    webhook_events: str = "stripe-webhook-events"
+    sink_schedule: str = "sink-schedule"
+    sink_leases: str = "sink-leases"
 
     def name(self, field: str) -> str:
         return f"{self.prefix}{getattr(self, field)}"

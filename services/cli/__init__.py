@@ -30,8 +30,7 @@ def _topics(args: argparse.Namespace) -> int:
     created = asyncio.run(ensure_topics(settings))
     for spec in topic_specs(settings):
         state = "created" if spec.name in created else "exists"
-        policy = "compact" if spec.compacted else "delete"
-        print(f"{spec.name:32} partitions={spec.partitions:<3} cleanup={policy:8} {state}")
+        print(f"{spec.name:32} partitions={spec.partitions:<3} cleanup={spec.policy:14} {state}")
     return 0
 
 

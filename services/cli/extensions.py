@@ -1,7 +1,9 @@
 """Subcommands contributed by the services beyond the router.
 
 Each entry is a `register(subparsers)` function; a module that is not importable (an
-optional dependency missing) is skipped so the rest of the CLI keeps working."""
+optional dependency missing) is skipped so the rest of the CLI keeps working. Destinations
+are not listed: each registers its subcommands from its own package
+(`services/<name>_sink/plugin.py`, shared/sinks/registry.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,6 @@ from typing import Any
 
 _MODULES = [
     "services.cli.credentials",
-    "services.stripe_sink.cli",
     "services.control.cli",
     "services.monitor.cli",
     "services.replay.cli",
@@ -28,6 +29,9 @@ def _load() -> list[Callable[[Any], None]]:
                 continue  # that service is not part of this build
             raise
         out.append(module.register)
+    from shared.sinks.registry import cli_registers
+
+    out.extend(cli_registers())
     return out
 
 

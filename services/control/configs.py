@@ -13,8 +13,8 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter
 
 from services.control.errors import conflict, not_found
-from services.control.versioned import VersionedTable
 from shared.contracts import IntegrationConfig, IntegrationConfigAdapter
+from shared.kafka.table import CompactedTable
 from shared.logging import get_logger
 from shared.settings import Settings
 from shared.store import Store
@@ -31,7 +31,7 @@ class ConfigWriter:
         self._producer = producer
         self._store = store
         self._lock = asyncio.Lock()
-        self.table = VersionedTable[IntegrationConfig](
+        self.table = CompactedTable[IntegrationConfig](
             settings.topics.name("integration_configs"),
             settings.kafka_bootstrap_servers,
             IntegrationConfigAdapter.validate_json,

@@ -14,7 +14,6 @@ from pydantic import SecretStr
 from pydantic.alias_generators import to_camel
 
 from services.control.errors import conflict, not_found, pydantic_details, validation_error
-from services.control.versioned import VersionedTable
 from shared.credentials import (
     Credential,
     CredentialAdapter,
@@ -27,6 +26,7 @@ from shared.credentials import (
     XeroCredential,
 )
 from shared.credentials.store import seal, unseal
+from shared.kafka.table import CompactedTable
 from shared.logging import get_logger
 from shared.settings import Settings
 
@@ -41,7 +41,7 @@ class CredentialWriter:
         self._producer = producer
         self._cipher = cipher
         self._lock = asyncio.Lock()
-        self.table = VersionedTable[StoredCredential](
+        self.table = CompactedTable[StoredCredential](
             settings.topics.name("credentials"),
             settings.kafka_bootstrap_servers,
             StoredCredential.model_validate_json,

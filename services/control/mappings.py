@@ -15,9 +15,9 @@ from services.control.auth import actor_of
 from services.control.context import CTX
 from services.control.errors import conflict, not_found, pydantic_details, validation_error
 from services.control.params import json_object, page_by_id
-from services.control.versioned import VersionedTable
 from shared.contracts import ExternalMapping, ExternalSystem
 from shared.contracts.base import StrictWireModel
+from shared.kafka.table import CompactedTable
 from shared.logging import get_logger
 from shared.settings import Settings
 
@@ -61,7 +61,7 @@ class MappingWriter:
     def __init__(self, settings: Settings, producer: AIOKafkaProducer) -> None:
         self._producer = producer
         self._lock = asyncio.Lock()
-        self.table = VersionedTable[ExternalMapping](
+        self.table = CompactedTable[ExternalMapping](
             settings.topics.name("external_mappings"),
             settings.kafka_bootstrap_servers,
             ExternalMapping.model_validate_json,

@@ -54,7 +54,7 @@ class MonitorService:
         bootstrap = settings.kafka_bootstrap_servers
         self.results_topic = settings.topics.name("integration_results")
         self.producer = make_producer(bootstrap)
-        self.store = StateStore(settings, self.m.state_topic, self.producer)
+        self.store = StateStore(settings, self.producer)
         self.states: dict[str, ConfigErrorState] = {}
         self._dirty: set[str] = set()
         self._previous: dict[str, IntegrationConfig] = {}
@@ -97,7 +97,6 @@ class MonitorService:
 
     async def start(self) -> None:
         await ensure_topics(self.settings)
-        await self.store.ensure_topic()
         await self.producer.start()
         self.states.update(await self.store.load())
         m.ERROR_THRESHOLD.set(self.m.error_threshold)

@@ -15,7 +15,6 @@ class MonitorSettings(BaseSettings):
     error_threshold: int = Field(default=10, ge=1)
     # Event ids remembered per configuration so a redelivered record is not counted twice.
     remembered_ids: int = Field(default=200, ge=10)
-    state_topic: str = "monitor-state"  # compacted; prefixed like every topic
 
     control_url: str = Field(
         default="http://127.0.0.1:8700",

@@ -10,18 +10,14 @@ from aiokafka import AIOKafkaProducer
 
 from services.monitor.state import ConfigErrorState
 from shared.kafka.table import read_snapshot
-from shared.kafka.topics import TopicSpec, ensure_topics
 from shared.settings import Settings
 
 
 class StateStore:
-    def __init__(self, settings: Settings, topic: str, producer: AIOKafkaProducer) -> None:
+    def __init__(self, settings: Settings, producer: AIOKafkaProducer) -> None:
         self.settings = settings
-        self.topic = f"{settings.topics.prefix}{topic}"
+        self.topic = settings.topics.name("monitor_state")
         self._producer = producer
-
-    async def ensure_topic(self) -> None:
-        await ensure_topics(self.settings, [TopicSpec(self.topic, 1, compacted=True)])
 
     async def load(self) -> dict[str, ConfigErrorState]:
         return await read_snapshot(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 import aiohttp
 import stripe
 
@@ -98,7 +100,9 @@ class StripeDestination(SinkDestination[StripeApi]):
             raise FatalBillError(f"configuration {config.id} is not a Stripe configuration")
         envelope = request.envelope
         plan = plan_invoice(envelope.bill, envelope.account, config, request.customer_id)
-        flow = Flow(request, plan, client, calls)
+        # After a 5xx or no answer: look up first, then write with fresh keys (see Flow).
+        generation = secrets.token_hex(6) if request.recovering else None
+        flow = Flow(request, plan, client, calls, generation)
         if plan.mode is Mode.INVOICE:
             return await deliver_invoice(flow)
         return await deliver_items(flow)

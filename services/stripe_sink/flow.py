@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import TypeVar
 
-import stripe
-
 from shared.contracts import RunStatus, Trigger
 from shared.sinks.destination import DeliveryRequest, DeliveryResult, ProviderCalls
-from shared.sinks.errors import FatalBillError, RetriableError
 from shared.sinks.invoice_map import InvoiceState
 
 from .client import InvoiceView, StripeApi
-from .keys import idempotency_key, rotate
+from .keys import idempotency_key
 from .mapping import StripeInvoicePlan
 
 T = TypeVar("T")
-MAX_ROTATIONS = 3
 STATES = {
     "draft": InvoiceState.DRAFT,
     "open": InvoiceState.FINALIZED,
@@ -29,67 +25,41 @@ STATES = {
 }
 
 
-def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
-    return next((v for k, v in (headers or {}).items() if k.lower() == name.lower()), None)
-
-
-def replayed_server_error(err: RetriableError) -> str | None:
-    """The original request id when Stripe replayed a saved 5xx for our key, else None."""
-    cause = err.__cause__
-    if not isinstance(cause, stripe.StripeError) or (err.status_code or 0) < 500:
-        return None
-    if _header(cause.headers, "Idempotent-Replayed") != "true":
-        return None
-    return _header(cause.headers, "Original-Request") or cause.request_id or "replayed"
-
-
 @dataclass
 class Flow:
+    """One attempt of one delivery.
+
+    Idempotency keys: a first attempt uses the deterministic keys (a retry inside Stripe's
+    memory of them gets Stripe's saved answer, and two sinks racing on one record write
+    once). Stripe also saves a 5xx and replays it for the key's life, so an attempt after
+    a 5xx or no answer (`request.recovering`) first looks up what Stripe holds, continues
+    from there, and writes with a fresh key generation: a saved error can never block the
+    run, and the look-up beforehand is what makes a new key safe."""
+
     request: DeliveryRequest
     plan: StripeInvoicePlan
     api: StripeApi
     calls: ProviderCalls
-    # True once this delivery has read Stripe's state: from then on a replayed 5xx may move
-    # to a rotated key without risking a duplicate.
-    checked: bool = False
+    generation: str | None = None  # set on recovering attempts
 
     def key(self, step: str, *parts: str) -> str:
         bill = self.request.envelope.bill
-        return idempotency_key(self.request.config.id, bill.id, bill.version, step, *parts)
+        fresh = (f"gen:{self.generation}",) if self.generation else ()
+        return idempotency_key(self.request.config.id, bill.id, bill.version, step, *parts, *fresh)
 
     async def read(self, endpoint: str, fn: Callable[[], Awaitable[T]]) -> T:
-        result = await self.calls.call(endpoint, fn)
-        self.checked = True
-        return result
+        return await self.calls.call(endpoint, fn)
 
     async def read_or_none(self, endpoint: str, fn: Callable[[], Awaitable[T]]) -> T | None:
         """A read where 404 (deleted, or never existed) is an answer, not a failure."""
-        try:
-            return await self.read(endpoint, fn)
-        except FatalBillError as err:
-            if err.status_code == 404:
-                self.checked = True
-                return None
-            raise
+        return await self.calls.read_or_none(endpoint, fn)
 
     async def delete(self, endpoint: str, fn: Callable[[], Awaitable[None]]) -> None:
         """DELETE is idempotent by nature (Stripe takes no key): 404 means already gone."""
-        try:
-            await self.calls.call(endpoint, fn)
-        except FatalBillError as err:
-            if err.status_code != 404:
-                raise
+        await self.calls.delete(endpoint, fn)
 
     async def write(self, endpoint: str, key: str, fn: Callable[[str], Awaitable[T]]) -> T:
-        for _ in range(MAX_ROTATIONS):
-            try:
-                return await self.calls.call(endpoint, partial(fn, key), write=True)
-            except RetriableError as err:
-                original = replayed_server_error(err)
-                if original is None or not self.checked:
-                    raise
-                key = rotate(key, original)
-        raise RetriableError(f"{endpoint}: Stripe keeps answering with saved server errors")
+        return await self.calls.call(endpoint, partial(fn, key), write=True)
 
     # ---- results -------------------------------------------------------------------
 

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.contracts import Destination, ExternalInvoiceStatus, ExternalStatusUpdate
-from shared.sinks.invoice_map import InvoiceMapRecord, InvoiceState
 
 STATUS_BY_EVENT_TYPE: dict[str, ExternalInvoiceStatus] = {
     "invoice.finalized": ExternalInvoiceStatus.FINALIZED,
@@ -83,34 +82,3 @@ def status_update(
         integration_config_id=event.metadata.get(CONFIG_ID_KEY) or path_config_id,
         dt_received=now or datetime.now(UTC),
     )
-
-
-# An invoice past DRAFT can no longer be edited; payment_failed and uncollectible imply it
-# was finalized, so they lock it too. Ranks keep late or reordered webhooks from downgrading.
-_LOCK_STATE: dict[ExternalInvoiceStatus, InvoiceState] = {
-    ExternalInvoiceStatus.FINALIZED: InvoiceState.FINALIZED,
-    ExternalInvoiceStatus.PAYMENT_FAILED: InvoiceState.FINALIZED,
-    ExternalInvoiceStatus.UNCOLLECTIBLE: InvoiceState.FINALIZED,
-    ExternalInvoiceStatus.PAID: InvoiceState.PAID,
-    ExternalInvoiceStatus.VOID: InvoiceState.VOID,
-    ExternalInvoiceStatus.DELETED: InvoiceState.DELETED,
-}
-_RANK = {
-    InvoiceState.FINALIZED: 1,
-    InvoiceState.PAID: 2,
-    InvoiceState.VOID: 3,
-    InvoiceState.DELETED: 3,
-}
-
-
-def updated_map_record(
-    record: InvoiceMapRecord, update: ExternalStatusUpdate, now: datetime | None = None
-) -> InvoiceMapRecord | None:
-    """The map record with the invoice's new state, or None when nothing should change
-    (another invoice, or a state that would move backwards)."""
-    if record.external_id != update.external_id:
-        return None
-    new_state = _LOCK_STATE[update.external_status]
-    if _RANK[new_state] <= _RANK.get(record.state, 0):
-        return None
-    return record.model_copy(update={"state": new_state, "updated_at": now or datetime.now(UTC)})

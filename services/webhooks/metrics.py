@@ -9,8 +9,3 @@ RECEIVED = Counter(
     "Inbound provider webhook requests, by provider and outcome",
     ["provider", "outcome"],
 )
-MAP_UPDATES = Counter(
-    "billsync_webhooks_invoice_map_updates_total",
-    "Invoice-map records moved to a locked state by a webhook",
-    ["state"],
-)

@@ -1,6 +1,7 @@
 """`POST /webhooks/stripe/{configId}`: verify, de-duplicate, publish the invoice's new
-status, lock the invoice in the invoice map. Non-2xx answers make Stripe retry, so a
-failure to write anything durable is a 500, never a silent 200."""
+status (the Stripe sink applies it to the invoice map, which only sinks write). Non-2xx
+answers make Stripe retry, so a failure to write anything durable is a 500, never a
+silent 200."""
 
 from __future__ import annotations
 
@@ -18,14 +19,12 @@ from services.webhooks.events import (
     StripeEvent,
     parse_event,
     status_update,
-    updated_map_record,
 )
 from services.webhooks.signature import SignatureError, verify
 from services.webhooks.state import WebhookState
 from shared.contracts import ExternalStatusUpdate
 from shared.logging import get_logger
 from shared.settings import Settings
-from shared.sinks.invoice_map import map_key
 from shared.sinks.locks import KeyedLocks
 
 log = get_logger("webhooks")
@@ -119,14 +118,6 @@ class _StripeHandler:
     async def _apply(self, event: StripeEvent, update: ExternalStatusUpdate) -> None:
         key = (update.integration_config_id or "").encode()
         await self.state.producer.send_and_wait(self.results_topic, update.to_bytes(), key=key)
-        if update.entity_id and update.integration_config_id:
-            current = self.state.invoice_map.get(
-                map_key(update.integration_config_id, update.entity_id)
-            )
-            changed = updated_map_record(current, update) if current else None
-            if changed is not None:
-                await self.state.put_map_record(changed)
-                m.MAP_UPDATES.labels(changed.state.value).inc()
         # Last: a crash before this line makes Stripe's retry publish the same update again
         # (same id), which consumers de-duplicate; the reverse order could lose it.
         await self.state.mark(event.id, event.type, update.integration_config_id or "")

@@ -59,7 +59,6 @@ class WebhookService:
             self.configs,
             self.credentials.table,
             self.state.processed,
-            self.state.invoice_map,
         )
         return {
             "ok": self.state.started and all(t.ready.is_set() for t in tables),

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from shared.kafka.topics import TopicSpec
-from shared.settings import Settings
 
 
 class WebhookSettings(BaseSettings):
@@ -16,30 +11,5 @@ class WebhookSettings(BaseSettings):
     host: str = "0.0.0.0"  # providers call in from outside
     port: int = 8090
     tolerance_seconds: int = 300
-    # Processed event ids (compacted; prefixed like every topic). Kept 7 days: Stripe
-    # retries a failed delivery for up to 3 days.
-    events_topic: str = "stripe-webhook-events"
-    events_retention_ms: int = 7 * 24 * 3600 * 1000
-
-
-@dataclass(frozen=True)
-class ExpiringCompactedTopic(TopicSpec):
-    """Compacted and time-bounded: one record per key, and keys that stop mattering expire."""
-
-    retention_ms: int = 7 * 24 * 3600 * 1000
-
-    def config(self) -> dict[str, str]:
-        return {
-            **super().config(),
-            "cleanup.policy": "compact,delete",
-            "retention.ms": str(self.retention_ms),
-        }
-
-
-def events_topic(settings: Settings, hooks: WebhookSettings) -> str:
-    return f"{settings.topics.prefix}{hooks.events_topic}"
-
-
-def webhook_topic_specs(settings: Settings, hooks: WebhookSettings) -> list[TopicSpec]:
-    name = events_topic(settings, hooks)
-    return [ExpiringCompactedTopic(name, 1, True, hooks.events_retention_ms)]
+    # Processed event ids live on the `webhook_events` topic (BILLSYNC_TOPIC_WEBHOOK_EVENTS),
+    # created with every topic by shared/kafka/topics.py (compacted, kept 7 days).

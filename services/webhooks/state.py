@@ -1,5 +1,6 @@
-"""What the endpoint must remember across restarts: the event ids it has processed
-(a compacted topic) and the invoice map it updates."""
+"""What the endpoint must remember across restarts: the event ids it has processed (a
+compacted topic). It does not write the invoice map: only sinks do
+(shared/sinks/invoice_status.py); the status update it publishes reaches the map there."""
 
 from __future__ import annotations
 
@@ -7,12 +8,11 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
 
-from services.webhooks.settings import WebhookSettings, events_topic, webhook_topic_specs
+from services.webhooks.settings import WebhookSettings
 from shared.contracts.base import WireModel
 from shared.kafka.table import CompactedTable
 from shared.kafka.topics import ensure_topics
 from shared.settings import Settings
-from shared.sinks.invoice_map import InvoiceMapRecord
 
 
 class ProcessedEvent(WireModel):
@@ -32,25 +32,19 @@ class WebhookState:
         self.hooks = hooks or WebhookSettings()
         self.producer = producer
         bootstrap = settings.kafka_bootstrap_servers
-        self.events_topic = events_topic(settings, self.hooks)
-        self.map_topic = settings.topics.name("invoice_map")
+        self.events_topic = settings.topics.name("webhook_events")
         self.processed = CompactedTable[ProcessedEvent](
             self.events_topic, bootstrap, ProcessedEvent.model_validate_json
-        )
-        self.invoice_map = CompactedTable[InvoiceMapRecord](
-            self.map_topic, bootstrap, InvoiceMapRecord.model_validate_json
         )
         self.started = False
 
     async def start(self) -> None:
-        await ensure_topics(self.settings, webhook_topic_specs(self.settings, self.hooks))
+        await ensure_topics(self.settings)
         await self.processed.start()
-        await self.invoice_map.start()
         self.started = True
 
     async def stop(self) -> None:
         await self.processed.stop()
-        await self.invoice_map.stop()
         self.started = False
 
     def seen(self, event_id: str) -> bool:
@@ -67,9 +61,3 @@ class WebhookState:
             self.events_topic, record.to_bytes(), key=event_id.encode()
         )
         self.processed.data[event_id] = record  # visible now, not only once read back
-
-    async def put_map_record(self, record: InvoiceMapRecord) -> None:
-        await self.producer.send_and_wait(
-            self.map_topic, record.to_bytes(), key=record.key.encode()
-        )
-        self.invoice_map.data[record.key] = record

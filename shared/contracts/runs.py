@@ -49,6 +49,9 @@ class EventType(StrEnum):
     AUTHENTICATION_ERROR = "integration.authentication.error"
     PERFORM_ERROR = "integration.perform.error"
     DISABLED = "integration.disabled.error"
+    # A bug in billsync, not the customer's or the provider's: never counts toward
+    # auto-disable, never e-mailed to the customer.
+    INTERNAL_ERROR = "integration.internal.error"
 
 
 class IntegrationRun(WireModel):

@@ -3,6 +3,12 @@
 It reads every partition from the beginning without a consumer group, applies each record
 (a null value deletes the key), reports `ready` once it has caught up with the end offsets
 seen at start, and keeps following so changes take effect within seconds.
+
+The one table class for every compacted topic. A writer of the topic uses `write`: it
+publishes, waits for the broker, and applies the value locally at once. The follower
+reads the same record later; a per-key offset keeps it from putting back an older value
+over a newer one already applied (otherwise a read-modify-write in that window would
+build on stale data and lose an update).
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from shared.kafka.client_options import kafka_options
 from shared.lifecycle import cancel_and_wait
@@ -36,6 +42,7 @@ class CompactedTable(Generic[V]):
         self._decode = decode
         self._on_change = on_change
         self.data: dict[str, V] = {}
+        self._offsets: dict[tuple[str, int], int] = {}  # (key, partition) -> last applied
         self.rejected = 0
         self.ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -77,15 +84,36 @@ class CompactedTable(Generic[V]):
         if self._consumer is not None:
             await self._consumer.stop()
 
+    def put(self, key: str, value: V | None, offset: int, partition: int = 0) -> bool:
+        """Apply a value written at `offset` (None deletes), unless a newer one is already
+        applied. Returns whether it was applied."""
+        if self._offsets.get((key, partition), -1) >= offset:
+            return False
+        self._offsets[(key, partition)] = offset
+        if value is None:
+            self.data.pop(key, None)
+        else:
+            self.data[key] = value
+        if self._on_change:
+            self._on_change(key, value)
+        return True
+
+    async def write(
+        self, producer: AIOKafkaProducer, key: str, value: V | None, payload: bytes | None
+    ) -> None:
+        """Publish (None = tombstone), wait for the broker, then apply locally."""
+        metadata = await producer.send_and_wait(self.topic, payload, key=key.encode())
+        self.put(key, value, metadata.offset, metadata.partition)
+
     def _apply(self, record: ConsumerRecord[bytes, bytes]) -> None:
         if record.key is None:
             self.rejected += 1
             return
         key = record.key.decode("utf-8", "replace")
+        if self._offsets.get((key, record.partition), -1) >= record.offset:
+            return  # already applied by this process's own write
         if record.value is None:
-            self.data.pop(key, None)
-            if self._on_change:
-                self._on_change(key, None)
+            self.put(key, None, record.offset, record.partition)
             return
         try:
             value = self._decode(record.value)
@@ -99,9 +127,7 @@ class CompactedTable(Generic[V]):
                 error=str(exc)[:500],
             )
             return
-        self.data[key] = value
-        if self._on_change:
-            self._on_change(key, value)
+        self.put(key, value, record.offset, record.partition)
 
     async def _follow(self, end_offsets: dict[TopicPartition, int]) -> None:
         assert self._consumer is not None

@@ -1,4 +1,6 @@
-"""Idempotent topic creation with chosen partition counts and cleanup policies."""
+"""Every topic billsync uses, created from this one place (idempotently) with its
+partition count and cleanup policy. A service that needs a topic adds it to `topic_specs`
+(and to the table in docs/architecture.md), never creates one of its own."""
 
 from __future__ import annotations
 
@@ -19,15 +21,34 @@ class TopicSpec:
     name: str
     partitions: int
     compacted: bool = False
+    # Time-bounded (compacted too: one record per key, and keys that stop mattering expire).
+    retention_ms: int | None = None
 
     def config(self) -> dict[str, str]:
         if self.compacted:
-            return {
+            config = {
                 "cleanup.policy": "compact",
                 "min.compaction.lag.ms": "0",
                 "segment.ms": "600000",
             }
-        return {"cleanup.policy": "delete"}
+            if self.retention_ms is not None:
+                config["cleanup.policy"] = "compact,delete"
+                config["retention.ms"] = str(self.retention_ms)
+            return config
+        config = {"cleanup.policy": "delete"}
+        if self.retention_ms is not None:
+            config["retention.ms"] = str(self.retention_ms)
+        return config
+
+    @property
+    def policy(self) -> str:
+        return self.config()["cleanup.policy"]
+
+
+# Stripe retries a failed webhook delivery for up to 3 days: processed ids are kept 7.
+WEBHOOK_EVENTS_RETENTION_MS = 7 * 24 * 3600 * 1000
+# Lease claims matter for a minute or two; a day keeps the topic small.
+LEASES_RETENTION_MS = 24 * 3600 * 1000
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
@@ -38,6 +59,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         "integration_configs",
         "invoice_map",
         "credentials",
+        "monitor_state",  # the monitor's error counts per configuration
+        "sink_schedule",  # envelopes collected for scheduled delivery
     ]
     plain = [
         "bill_generated",
@@ -52,6 +75,11 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     ]
     # Compacted state topics are small; one partition keeps their order total.
     specs = [TopicSpec(t.name(f), 1, compacted=True) for f in compacted]
+    specs.append(
+        TopicSpec(t.name("webhook_events"), 1, True, retention_ms=WEBHOOK_EVENTS_RETENTION_MS)
+    )
+    # One partition: every instance sees claims in the same order (shared/sinks/leases.py).
+    specs.append(TopicSpec(t.name("sink_leases"), 1, retention_ms=LEASES_RETENTION_MS))
     specs += [TopicSpec(t.name(f), n) for f in plain]
     return specs
 

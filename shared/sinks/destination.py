@@ -7,6 +7,7 @@ invoice map, customer resolution, credentials, retries, rate limiting, run recor
 
 from __future__ import annotations
 
+import asyncio
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
@@ -18,8 +19,15 @@ from prometheus_client import Counter, Histogram
 from shared.contracts import Destination as DestinationName
 from shared.contracts import DispatchEnvelope, ExternalSystem, IntegrationConfig, RunStatus
 from shared.credentials import Credential
-from shared.sinks.errors import ProviderTimeoutError, RateLimitedError, RetriableError, SinkError
+from shared.sinks.errors import (
+    FatalBillError,
+    ProviderTimeoutError,
+    RateLimitedError,
+    RetriableError,
+    SinkError,
+)
 from shared.sinks.invoice_map import InvoiceMapRecord, InvoiceState
+from shared.sinks.limits import ProviderLimits, QuotaLimiter, RateHeaders
 from shared.sinks.ratelimit import AdaptiveRateLimiter, RateSpec
 
 ClientT = TypeVar("ClientT")
@@ -78,7 +86,7 @@ class ProviderCalls:
     def __init__(
         self,
         destination: str,
-        limiter: AdaptiveRateLimiter,
+        limiter: AdaptiveRateLimiter | QuotaLimiter,
         classify: Callable[[BaseException], SinkError | None],
         credential_id: str = "",
     ) -> None:
@@ -88,9 +96,50 @@ class ProviderCalls:
         self._classify = classify
         self.count = 0
 
+    READ_RETRIES = 2  # extra tries of a read or delete answered 5xx/429/nothing
+    READ_RETRY_DELAY = 0.2  # seconds, doubled per try (a 429's Retry-After also applies)
+
     async def call(
-        self, endpoint: str, fn: Callable[[], Awaitable[T]], *, write: bool = False
+        self,
+        endpoint: str,
+        fn: Callable[[], Awaitable[T]],
+        *,
+        write: bool = False,
+        idempotent: bool | None = None,
     ) -> T:
+        """One provider request. Reads (and any call marked `idempotent`, like a DELETE)
+        are tried again a couple of times right here when the answer is retriable: a read
+        changes nothing, and the look-ups recovery depends on should not cost a whole
+        attempt. Writes are never repeated here: the next attempt looks up first."""
+        tries = 1 if write or idempotent is False else 1 + self.READ_RETRIES
+        tried = 0
+        while True:
+            try:
+                return await self._once(endpoint, fn, write)
+            except RetriableError:
+                tried += 1
+                if tried >= tries:
+                    raise
+                await asyncio.sleep(self.READ_RETRY_DELAY * 2 ** (tried - 1))
+
+    async def read_or_none(self, endpoint: str, fn: Callable[[], Awaitable[T]]) -> T | None:
+        """A read where 404 (deleted, or never existed) is an answer, not a failure."""
+        try:
+            return await self.call(endpoint, fn)
+        except FatalBillError as err:
+            if err.status_code == 404:
+                return None
+            raise
+
+    async def delete(self, endpoint: str, fn: Callable[[], Awaitable[None]]) -> None:
+        """A DELETE is idempotent by nature: 404 means already gone."""
+        try:
+            await self.call(endpoint, fn, idempotent=True)
+        except FatalBillError as err:
+            if err.status_code != 404:
+                raise
+
+    async def _once(self, endpoint: str, fn: Callable[[], Awaitable[T]], write: bool) -> T:
         waited = await self.limiter.acquire(endpoint)
         RATE_LIMIT_WAIT.labels(self.destination, self.credential_id).observe(waited)
         started = time.monotonic()
@@ -110,9 +159,16 @@ class ProviderCalls:
                 # No answer to a write: it may have been committed before the drop.
                 error = ProviderTimeoutError(error.message, provider_code=error.provider_code)
             raise error from exc
+        finally:
+            self.limiter.release()
         PROVIDER_CALLS.labels(self.destination, endpoint, "ok").inc()
         PROVIDER_LATENCY.labels(self.destination, endpoint).observe(time.monotonic() - started)
         return result
+
+    def observe(self, headers: RateHeaders) -> None:
+        """The provider's rate headers (remaining this minute / day) from a response: they
+        steer the limiter before a 429 happens."""
+        self.limiter.observe(headers)
 
 
 class SinkDestination(ABC, Generic[ClientT]):
@@ -125,6 +181,22 @@ class SinkDestination(ABC, Generic[ClientT]):
 
     @abstractmethod
     def make_client(self, destination: DestinationName, credential: Credential) -> ClientT: ...
+
+    def provider_limits(
+        self, destination: DestinationName, credential: Credential
+    ) -> ProviderLimits | None:
+        """The provider's real limits (windows, concurrency, daily quota, scope); None keeps
+        the per-second `rate_spec` limiter."""
+        return None
+
+    def schedule_interval(self, config: IntegrationConfig) -> float | None:
+        """Seconds between scheduled deliveries when `config` collects its bills (e.g. a
+        SCHEDULE trigger: hourly, 3600); None delivers each bill as it comes."""
+        return None
+
+    def tenant_of(self, config: IntegrationConfig, credential: Credential) -> str | None:
+        """The provider-side tenant a delivery writes to (Xero organisation), if any."""
+        return None
 
     async def close_client(self, client: ClientT) -> None:
         """Release the client's connections (optional)."""

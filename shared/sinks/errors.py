@@ -70,3 +70,11 @@ class InvoiceLockedError(SinkError):
 
     run_status = RunStatus.INVOICE_ALREADY_PAID
     event_type = None
+
+
+class InternalError(SinkError):
+    """A bug in billsync (an exception nothing classified). Its own event, which the
+    monitor does not count: our bug must not disable a customer's configuration. The
+    message names a reference to find the traceback in the sink's log, never a repr."""
+
+    event_type = EventType.INTERNAL_ERROR

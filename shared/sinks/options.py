@@ -18,6 +18,10 @@ class SinkOptions(BaseSettings):
     max_in_flight: int = 2000  # envelopes held before fetching pauses (backpressure)
     commit_interval: float = 0.5
     delivery_timeout: float = 120.0  # one attempt, all its calls together
+    # How long a stop / a revoked partition waits for deliveries already calling the
+    # provider; everything else is abandoned uncommitted and delivered by the next owner.
+    stop_grace: float = 10.0
+    revoke_grace: float = 10.0
 
     @property
     def retry_policy(self) -> RetryPolicy:

@@ -1,16 +1,18 @@
 """Per-credential rate limiting at the provider's published rate, adaptive on 429.
 
-Built on aiolimiter's leaky bucket with room for a single request, so requests are evenly
-spaced: providers count in sliding one-second windows, and a burst allowance on top of the
-steady rate is exactly what tips such a window over the limit."""
+Every request reserves its own time slot, evenly spaced at the current rate (providers
+count in sliding one-second windows, and a burst allowance on top of the steady rate is
+exactly what tips such a window over the limit). There is one limiter per credential for
+the life of the process and a slow-down changes its spacing in place: callers already
+waiting keep their reserved slots, later ones queue behind them, so no second schedule
+can release at the same time as the first. A 429's Retry-After blocks every caller: one
+whose slot comes before the block ends takes a new slot after it."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from dataclasses import dataclass
-
-from aiolimiter import AsyncLimiter
 
 
 @dataclass(frozen=True)
@@ -20,8 +22,12 @@ class RateSpec:
     safety: float = 0.95  # run just under the published limit
 
 
-def _limiter(rate: float) -> AsyncLimiter:
-    return AsyncLimiter(1, 1 / rate)
+class _Schedule:
+    """The next free slot of one limit (the credential's, or one endpoint's)."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate
+        self.next_free = 0.0
 
 
 class AdaptiveRateLimiter:
@@ -43,8 +49,8 @@ class AdaptiveRateLimiter:
         self._last_429 = -1e9
         self._next_recovery = 0.0
         self._blocked_until = 0.0
-        self._global = _limiter(spec.per_second * spec.safety) if spec.per_second else None
-        self._endpoints: dict[str, AsyncLimiter] = {}
+        self._global = _Schedule(spec.per_second * spec.safety) if spec.per_second else None
+        self._endpoints: dict[str, _Schedule] = {}
 
     @property
     def current_rate(self) -> float | None:
@@ -55,19 +61,33 @@ class AdaptiveRateLimiter:
     async def acquire(self, endpoint: str) -> float:
         """Wait for a slot; returns the seconds spent waiting."""
         started = time.monotonic()
-        self._maybe_recover(started)
-        pause = self._blocked_until - started
-        if pause > 0:
-            await asyncio.sleep(pause)
-        if self._global is not None:
-            await self._global.acquire()
-        if self.spec.per_endpoint_per_second:
-            limiter = self._endpoints.get(endpoint)
-            if limiter is None:
-                rate = self.spec.per_endpoint_per_second * self.spec.safety
-                limiter = self._endpoints[endpoint] = _limiter(rate)
-            await limiter.acquire()
-        return time.monotonic() - started
+        schedules = [s for s in (self._global, self._endpoint(endpoint)) if s is not None]
+        while True:
+            now = time.monotonic()
+            self._maybe_recover(now)
+            slot = max([now, self._blocked_until, *(s.next_free for s in schedules)])
+            for schedule in schedules:
+                schedule.next_free = slot + schedule.interval
+            if slot > now:
+                await asyncio.sleep(slot - now)
+            if time.monotonic() >= self._blocked_until:
+                return time.monotonic() - started
+            # A 429 arrived while this caller waited: honour its Retry-After too.
+
+    def _endpoint(self, endpoint: str) -> _Schedule | None:
+        if not self.spec.per_endpoint_per_second:
+            return None
+        schedule = self._endpoints.get(endpoint)
+        if schedule is None:
+            rate = self.spec.per_endpoint_per_second * self.spec.safety
+            schedule = self._endpoints[endpoint] = _Schedule(rate)
+        return schedule
+
+    def release(self) -> None:
+        """A call ended (this limiter bounds no concurrency)."""
+
+    def observe(self, headers: object) -> None:
+        """Rate headers are not used by the per-second limiter."""
 
     def on_rate_limited(self, retry_after: float | None) -> None:
         """Honour Retry-After always; slow down only when 429s keep coming (a lone one is
@@ -88,6 +108,7 @@ class AdaptiveRateLimiter:
             self._set_factor(min(1.0, self._factor * self.SPEED_UP))
 
     def _set_factor(self, factor: float) -> None:
+        """In place: slots already reserved stay, the next ones are spaced anew."""
         self._factor = factor
-        if self.spec.per_second:
-            self._global = _limiter(self.spec.per_second * self.spec.safety * factor)
+        if self._global is not None and self.spec.per_second:
+            self._global.interval = 1.0 / (self.spec.per_second * self.spec.safety * factor)

@@ -12,15 +12,17 @@ Guarantees (DESIGN.md section 6):
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import pydantic
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from shared.contracts import (
     DispatchEnvelope,
@@ -45,7 +47,13 @@ from shared.settings import Settings
 from shared.sinks import metrics as m
 from shared.sinks.customers import MappingIndex, resolve_customer
 from shared.sinks.destination import DeliveryRequest, DeliveryResult, ProviderCalls, SinkDestination
-from shared.sinks.errors import AuthenticationError, ProviderTimeoutError, RetriableError, SinkError
+from shared.sinks.errors import (
+    AuthenticationError,
+    InternalError,
+    ProviderTimeoutError,
+    RetriableError,
+    SinkError,
+)
 from shared.sinks.invoice_map import (
     RECENT_DISPATCHES,
     InvoiceMapRecord,
@@ -106,16 +114,21 @@ class SinkRunner:
         )
         self.producer = make_producer(bootstrap)
         self.consumer = AIOKafkaConsumer(
-            self.topic,
             **kafka_options(bootstrap),
             group_id=f"{settings.consumer_group_prefix}-{self.family}-sink",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
         )
         self.lag = LagWatcher(self.consumer, f"{settings.consumer_group_prefix}-{self.family}-sink")
+        # Per assigned partition: its offsets and the tasks handling its records.
         self._trackers: dict[TopicPartition, OffsetTracker] = {}
         self._committed: dict[TopicPartition, int] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[TopicPartition, set[asyncio.Task[None]]] = {}
+        # Tasks inside a delivery (holding slots, calling the provider, recording the
+        # result): a stop or a revoke gives them a bounded time; every other task (queued,
+        # or sleeping before a retry) is abandoned at once and its offset left uncommitted.
+        self._busy: set[asyncio.Task[Any]] = set()
+        self._busy_changed = asyncio.Event()
         self._key_locks = KeyedLocks()
         self._config_slots = KeyedSlots(self.options.per_config_concurrency)
         self._global_slots = PrioritySlots(self.options.max_concurrency)
@@ -123,6 +136,9 @@ class SinkRunner:
         self._limiters: dict[tuple[str, str], AdaptiveRateLimiter] = {}
         self._in_flight = 0
         self._run_started: dict[str, datetime] = {}  # a run keeps its first start time
+        self._run_attempt: dict[str, int] = {}  # the attempt its records carry
+        # Bill versions fetched and not yet finished, per configuration and bill.
+        self._waiting: dict[str, collections.Counter[int]] = {}
         self._paused = False
         self._running = False
         self._started = False
@@ -138,15 +154,15 @@ class SinkRunner:
         await self.credentials.start()
         await self.consumer.start()
         self.lag.start()
+        self.consumer.subscribe([self.topic], listener=_Rebalance(self))
         self._started = True
         log.info("sink_started", destination=self.family, topic=self.topic)
 
     async def stop(self) -> None:
+        """Finish what is being delivered (at most `stop_grace` seconds), abandon the rest
+        uncommitted (the next owner of the partition delivers it), commit, leave."""
         self._running = False
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._commit()
+        await self._release(list(self._trackers), self.options.stop_grace)
         await self.lag.stop()
         await self.consumer.stop()
         await self.credentials.stop()
@@ -175,13 +191,16 @@ class SinkRunner:
             self._apply_backpressure()
             batches = await self.consumer.getmany(timeout_ms=100, max_records=500)
             for tp, records in batches.items():
-                tracker = self._trackers.setdefault(tp, OffsetTracker())
+                tracker = self._trackers.get(tp)
+                if tracker is None:
+                    continue  # fetched before a revoke: its new owner reads it again
+                tasks = self._tasks.setdefault(tp, set())
                 for record in records:
                     tracker.start(record.offset)
                     self._in_flight += 1
-                    task = asyncio.create_task(self._handle(tp, record))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
+                    task = asyncio.create_task(self._handle(tracker, record))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
             m.IN_FLIGHT.labels(self.family).set(self._in_flight)
             if loop.time() - last_commit >= self.options.commit_interval:
                 await self._commit()
@@ -196,10 +215,11 @@ class SinkRunner:
         self._paused = full
         m.PAUSED.labels(self.family).set(1 if full else 0)
 
-    async def _commit(self) -> None:
+    async def _commit(self, partitions: list[TopicPartition] | None = None) -> None:
         offsets: dict[TopicPartition, int] = {}
-        for tp, tracker in self._trackers.items():
-            offset = tracker.committable()
+        for tp in self._trackers if partitions is None else partitions:
+            tracker = self._trackers.get(tp)
+            offset = tracker.committable() if tracker else None
             if offset is not None and self._committed.get(tp) != offset:
                 offsets[tp] = offset
         if not offsets:
@@ -207,12 +227,72 @@ class SinkRunner:
         try:
             await self.consumer.commit(offsets)
             self._committed.update(offsets)
-        except CommitFailedError:
-            log.warning("commit_failed_after_rebalance", destination=self.family)
-            self._trackers.clear()
-            self._committed.clear()
+        except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+            # The group moved on (a rebalance): the revoke/assign callbacks reset the
+            # partitions; what was not committed is delivered again and de-duplicated.
+            log.warning("commit_failed", destination=self.family, error=type(exc).__name__)
 
-    async def _handle(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> None:
+    # ---- rebalance and stop ---------------------------------------------------------
+
+    def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Fresh trackers: the group's committed offset is where fetching resumes."""
+        for tp in assigned:
+            self._trackers[tp] = OffsetTracker()
+            self._committed.pop(tp, None)
+            self._tasks.setdefault(tp, set())
+        self._paused = False  # new partitions start resumed; the loop pauses them if full
+        log.info("partitions_assigned", partitions=sorted(str(tp) for tp in assigned))
+
+    async def _release(self, partitions: list[TopicPartition], grace: float) -> None:
+        """Give up partitions (revoke or stop): deliveries under way get `grace` seconds,
+        everything else is cancelled; only finished work is committed."""
+        tasks = [t for tp in partitions for t in self._tasks.get(tp, ())]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while True:
+            for task in tasks:
+                if task not in self._busy:
+                    task.cancel()
+            busy = [t for t in tasks if not t.done() and t in self._busy]
+            left = deadline - loop.time()
+            if not busy or left <= 0:
+                break
+            self._busy_changed.clear()
+            changed = asyncio.ensure_future(self._busy_changed.wait())
+            await asyncio.wait([*busy, changed], timeout=left, return_when="FIRST_COMPLETED")
+            changed.cancel()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._commit(partitions)
+        abandoned = 0
+        for tp in partitions:
+            tracker = self._trackers.pop(tp, None)
+            abandoned += tracker.in_flight if tracker else 0
+            self._committed.pop(tp, None)
+            self._tasks.pop(tp, None)
+        log.info(
+            "partitions_released",
+            partitions=sorted(str(tp) for tp in partitions),
+            abandoned=abandoned,
+        )
+
+    @contextlib.contextmanager
+    def _delivering(self) -> Any:
+        """Mark the current task as delivering (see `_busy`)."""
+        task = asyncio.current_task()
+        if task is None:
+            yield
+            return
+        self._busy.add(task)
+        try:
+            yield
+        finally:
+            self._busy.discard(task)
+            self._busy_changed.set()
+
+    async def _handle(self, tracker: OffsetTracker, record: ConsumerRecord[bytes, bytes]) -> None:
+        finished = False
         try:
             try:
                 envelope = DispatchEnvelope.model_validate_json(record.value or b"")
@@ -227,11 +307,13 @@ class SinkRunner:
                         f"{self.family}-sink",
                     )
                 )
+                finished = True
                 return
             await self.process(envelope)
+            finished = True
         finally:
-            tracker = self._trackers.get(tp)
-            if tracker is not None:
+            # Cancelled (stop, revoke): not finished, so the commit never passes it.
+            if finished:
                 tracker.finish(record.offset)
             self._in_flight -= 1
 
@@ -247,22 +329,52 @@ class SinkRunner:
             run_id=run_id,
             dispatch_id=envelope.dispatch_id,
         ):
-            async with self._key_locks.hold(map_key(config.id, bill.id)):
-                try:
-                    await self._process_locked(envelope, run_id)
-                except (asyncio.CancelledError, KeyboardInterrupt):
-                    raise
-                except Exception as exc:  # a bug must not silently drop the bill: record it
-                    log.exception("sink_internal_error")
-                    await self._finish(
-                        envelope,
-                        run_id,
-                        RunStatus.ERROR,
-                        error=f"internal error: {exc!r}",
-                        event=SinkError(f"internal error: {exc!r}"),
-                    )
-                finally:
-                    self._run_started.pop(run_id, None)
+            key = map_key(config.id, bill.id)
+            waiting = self._waiting.setdefault(key, collections.Counter())
+            waiting[bill.version] += 1
+            try:
+                async with self._key_locks.hold(key):
+                    await self._process_guarded(envelope, run_id)
+            finally:
+                waiting[bill.version] -= 1
+                if waiting[bill.version] <= 0:
+                    del waiting[bill.version]
+                if not waiting:
+                    self._waiting.pop(key, None)
+
+    def _newer_waiting(self, envelope: DispatchEnvelope) -> int | None:
+        """The newest version of the same bill for the same configuration that already
+        waits in this sink, when it is newer than this envelope's."""
+        bill = envelope.bill
+        waiting = self._waiting.get(map_key(envelope.integration_config.id, bill.id))
+        newest = max(waiting, default=None) if waiting else None
+        return newest if newest is not None and newest > bill.version else None
+
+    async def _process_guarded(self, envelope: DispatchEnvelope, run_id: str) -> None:
+        try:
+            await self._process_locked(envelope, run_id)
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # a bug must not silently drop the bill: record it
+            reference = "ie_" + uuid.uuid4().hex[:12]
+            log.exception("sink_internal_error", reference=reference, exception=type(exc).__name__)
+            await self._internal_error(envelope, run_id, exc, reference)
+        finally:
+            self._run_started.pop(run_id, None)
+            self._run_attempt.pop(run_id, None)
+
+    async def _internal_error(
+        self, envelope: DispatchEnvelope, run_id: str, exc: Exception, reference: str
+    ) -> None:
+        """Our own bug: its own event and metric; the operator reads a reference to the
+        logged traceback, never the exception's text (it may hold bill data or secrets)."""
+        m.INTERNAL_ERRORS.labels(self.family, type(exc).__name__).inc()
+        error = InternalError(
+            f"internal error in billsync (reference {reference}); the bill was not "
+            "delivered. This is not a problem with the destination account: resend the bill "
+            "once billsync is fixed"
+        )
+        await self._finish(envelope, run_id, RunStatus.ERROR, error=error.message, event=error)
 
     async def _process_locked(self, envelope: DispatchEnvelope, run_id: str) -> None:
         config = envelope.integration_config
@@ -293,6 +405,10 @@ class SinkRunner:
                 f"{existing.bill_version} already delivered",
             )
             return
+        newer = self._newer_waiting(envelope)
+        if newer is not None:
+            await self._finish(envelope, run_id, RunStatus.SKIPPED, error=_superseded(newer))
+            return
         current = self.configs.get(config.id)
         if current is not None and not current.enabled:
             await self._finish(
@@ -302,7 +418,6 @@ class SinkRunner:
                 error="configuration is disabled; re-enable it and resend",
             )
             return
-        await (await self._emit_run(envelope, run_id, RunStatus.STARTED))
         try:
             customer = resolve_customer(
                 bill.account_id,
@@ -313,19 +428,23 @@ class SinkRunner:
             credential = self._credential_for(config)
             # A PENDING record left by an earlier attempt means a write may have happened.
             recovering = existing is not None and existing.state is InvoiceState.PENDING
-            if existing is None:
-                existing = await self._write_map(envelope, run_id, InvoiceState.PENDING)
-            result = await self._deliver_with_retries(
+            result, existing = await self._deliver_with_retries(
                 envelope, run_id, customer, credential, existing, recovering
             )
         except SinkError as err:
             status = err.run_status if err.run_status.is_final else RunStatus.ERROR
             await self._finish(envelope, run_id, status, error=err.message, event=err)
             return
-        await self._write_map(envelope, run_id, result.state, result, existing)
-        await self._finish(
-            envelope, run_id, result.status, result.external_id, result.url, error=result.message
-        )
+        with self._delivering():  # recording what the provider now holds is delivery too
+            await self._write_map(envelope, run_id, result.state, result, existing)
+            await self._finish(
+                envelope,
+                run_id,
+                result.status,
+                result.external_id,
+                result.url,
+                error=result.message,
+            )
         self.delivered += 1
 
     async def _deliver_with_retries(
@@ -336,21 +455,17 @@ class SinkRunner:
         credential: Credential,
         existing: InvoiceMapRecord | None,
         recovering: bool,
-    ) -> DeliveryResult:
+    ) -> tuple[DeliveryResult, InvoiceMapRecord]:
+        """Attempts until a result; returns it with the map record it builds on. The run
+        is marked STARTED, and the PENDING marker written, once delivery really begins
+        (the first time this envelope holds a delivery slot), not while it queues."""
         config = envelope.integration_config
         client, limiter = self._client_for(config, credential)
         policy = self.options.retry_policy
         attempt = 1
+        began = False
         while True:
-            request = DeliveryRequest(
-                envelope,
-                config,
-                customer,
-                existing if existing and existing.external_id else None,
-                recovering,
-                attempt,
-                run_id,
-            )
+            self._run_attempt[run_id] = attempt
             calls = ProviderCalls(self.family, limiter, self.destination.classify, credential.id)
             try:
                 urgent = attempt > 1
@@ -358,15 +473,36 @@ class SinkRunner:
                     self._config_slots.get(config.id).hold(urgent),
                     self._global_slots.hold(urgent),
                 ):
-                    try:
-                        return await asyncio.wait_for(
-                            self.destination.deliver(request, client, calls),
-                            self.options.delivery_timeout,
+                    with self._delivering():
+                        if not began:
+                            began = True
+                            await (await self._emit_run(envelope, run_id, RunStatus.STARTED))
+                            if existing is None:
+                                # From here on a write may happen: a later attempt (or the
+                                # next owner after a crash) looks the invoice up first.
+                                existing = await self._write_map(
+                                    envelope, run_id, InvoiceState.PENDING
+                                )
+                        assert existing is not None  # written when delivery began
+                        request = DeliveryRequest(
+                            envelope,
+                            config,
+                            customer,
+                            existing if existing.external_id else None,
+                            recovering,
+                            attempt,
+                            run_id,
                         )
-                    except TimeoutError as exc:
-                        raise ProviderTimeoutError(
-                            f"no answer within {self.options.delivery_timeout:.0f}s"
-                        ) from exc
+                        try:
+                            result = await asyncio.wait_for(
+                                self.destination.deliver(request, client, calls),
+                                self.options.delivery_timeout,
+                            )
+                            return result, existing
+                        except TimeoutError as exc:
+                            raise ProviderTimeoutError(
+                                f"no answer within {self.options.delivery_timeout:.0f}s"
+                            ) from exc
             except RetriableError as err:
                 if attempt >= policy.max_attempts:
                     status = (
@@ -385,10 +521,11 @@ class SinkRunner:
                     delay=round(delay, 3),
                     error=err.message[:300],
                 )
-                await self._emit_run(
-                    envelope, run_id, err.run_status, error=err.message, attempt=attempt
-                )
+                await self._emit_run(envelope, run_id, err.run_status, error=err.message)
                 await m.wait_for_retry(self.family, config.id, delay)  # outside the slots
+                newer = self._newer_waiting(envelope)
+                if newer is not None:
+                    raise Superseded(_superseded(newer)) from err
                 attempt += 1
                 recovering = True
 
@@ -469,7 +606,6 @@ class SinkRunner:
         external_id: str | None = None,
         url: str | None = None,
         error: str | None = None,
-        attempt: int = 1,
     ) -> asyncio.Future[Any]:
         config = envelope.integration_config
         run = IntegrationRun(
@@ -487,7 +623,7 @@ class SinkRunner:
             error=error,
             dispatch_id=envelope.dispatch_id,
             trigger=envelope.trigger.value,
-            attempt=attempt,
+            attempt=self._run_attempt.get(run_id, 1),
             account_id=envelope.bill.account_id,
             source=envelope.source,
             replayed_from_run_id=envelope.resend_of_run_id,
@@ -534,6 +670,29 @@ class SinkRunner:
             external_id=external_id,
             error=(error or "")[:300] or None,
         )
+
+
+class Superseded(SinkError):
+    """A newer version of the bill for the same configuration waits: only it is sent (a
+    finalizing configuration would otherwise lock the invoice on the older version)."""
+
+    run_status = RunStatus.SKIPPED
+    event_type = None
+
+
+def _superseded(newer: int) -> str:
+    return f"superseded by bill version {newer}, which is delivered instead"
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, runner: SinkRunner) -> None:
+        self.runner = runner
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.runner._release(list(revoked), self.runner.options.revoke_grace)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.runner.on_assigned(assigned)
 
 
 @contextlib.asynccontextmanager

@@ -18,8 +18,21 @@ _COLUMNS = [c.name for c in runs.columns if c.name not in {"rank", "updated_at"}
 
 
 def rank(run: IntegrationRun) -> int:
-    """Later attempts outrank earlier ones; within an attempt a final status outranks."""
-    return run.attempt * 2 + (1 if RunStatus(run.status).is_final else 0)
+    """The latest state of a run wins, whatever order its records arrive in:
+    - a final record outranks every non-final one (a run stays final until a later final
+      record replaces it: a redelivery after a crash counts its attempts from 1 again);
+    - between final records the later completion wins (the same instant: the later
+      attempt);
+    - between non-final records the later attempt wins (equal ranks: the later record)."""
+    if not RunStatus(run.status).is_final:
+        return run.attempt
+    completed = run.dt_completed or run.dt_started
+    millis = int(completed.timestamp() * 1000)
+    return _FINAL + millis * _ATTEMPTS + min(run.attempt, _ATTEMPTS - 1)
+
+
+_ATTEMPTS = 1000  # attempt numbers kept in a final rank
+_FINAL = 10**9  # above any attempt number a non-final record carries
 
 
 def _values(run: IntegrationRun) -> dict[str, Any]:

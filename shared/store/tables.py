@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Index,
@@ -29,8 +30,8 @@ runs = Table(
     Column("integration_config_version", Integer),
     Column("destination", String(32), nullable=False),
     Column("status", String(32), nullable=False),
-    # (attempt, final) ordering: a redelivered older record never regresses a row.
-    Column("rank", Integer, nullable=False),
+    # shared.store.runs.rank: a redelivered older record never regresses a row.
+    Column("rank", BigInteger, nullable=False),
     Column("dt_started", UTCDateTime, nullable=False),
     Column("dt_completed", UTCDateTime),
     Column("external_id", String(ID)),

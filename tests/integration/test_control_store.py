@@ -67,6 +67,22 @@ async def test_latest_state_wins_whatever_the_delivery_order(store: Store) -> No
     assert (await store.get_run("q")).run.status == "COMPLETE"  # type: ignore[union-attr]
 
 
+async def test_a_final_record_wins_over_retries_of_any_attempt(store: Store) -> None:
+    """Issue 7 item 4: retry records of attempt 3, then the final record; and a redelivery
+    after a crash (attempts counted from 1 again) that ends later replaces an earlier
+    final record."""
+    later = T0 + timedelta(minutes=1)
+    await store.ingest([run("r", "AWAITING_RETRY", T0, attempt=2)])
+    await store.ingest([run("r", "RATE_LIMIT_RETRY", T0, attempt=3)])
+    await store.ingest([run("r", "ERROR", T0, attempt=1, dtCompleted=T0)])
+    assert (await store.get_run("r")).run.status == "ERROR"  # type: ignore[union-attr]
+    await store.ingest([run("r", "STARTED", T0, attempt=1)])  # the redelivery starts
+    assert (await store.get_run("r")).run.status == "ERROR"  # type: ignore[union-attr]
+    await store.ingest([run("r", "COMPLETE", T0, attempt=1, dtCompleted=later)])
+    await store.ingest([run("r", "ERROR", T0, attempt=8, dtCompleted=T0)])  # redelivered
+    assert (await store.get_run("r")).run.status == "COMPLETE"  # type: ignore[union-attr]
+
+
 async def test_pages_with_equal_start_times_and_time_zones(store: Store) -> None:
     plus_two = timezone(timedelta(hours=2))
     same = T0.astimezone(plus_two)  # the same instant written with another offset

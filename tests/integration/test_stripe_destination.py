@@ -587,15 +587,51 @@ async def test_recovery_after_add_lines_dropped(env: Env) -> None:
     assert len(line_data(inv)) == 2 and len(api_calls) == 1  # the digest said: lines in place
 
 
-async def test_replayed_server_error_moves_to_a_rotated_key(env: Env) -> None:
-    env.fault(path_prefix="/v1/invoices", method="POST", status=500)
+async def test_saved_server_errors_never_block_the_delivery(env: Env) -> None:
+    """Stripe saves a 500 under its key and replays it: every attempt after a 5xx looks up
+    first and writes with a fresh key generation, so five saved 500s in a row (on create,
+    then on add_lines) still end in one complete invoice."""
+    env.fault(path_prefix="/v1/invoices", method="POST", status=500, count=5, replayed=True)
     envelope = env.envelope(bill())
-    with pytest.raises(RetriableError):
+    attempt = 1
+    while True:
+        try:
+            result = await env.deliver(envelope, recovering=attempt > 1, attempt=attempt)
+            break
+        except RetriableError:
+            attempt += 1
+            assert attempt <= 6
+    assert result.status is RunStatus.COMPLETE and attempt == 6
+    inv = env.invoice()
+    assert inv["status"] == "open" and len(line_data(inv)) == 2
+
+
+async def test_a_half_written_draft_is_completed(env: Env) -> None:
+    """create answered, add_lines dropped after commit, finalize 500: the next attempt
+    finds the draft, sees its lines in place and finalizes it."""
+    envelope = env.envelope(bill())
+    env.fake.configure(
+        faults={
+            "rules": [
+                {
+                    "path_prefix": "/v1/invoices/",
+                    "method": "POST",
+                    "count": 1,
+                    "action": "drop_after_commit",
+                },
+            ]
+        }
+    )
+    with pytest.raises(ProviderTimeoutError):
         await env.deliver(envelope)
-    result = await env.deliver(envelope, recovering=True, attempt=2)
-    assert result.status is RunStatus.COMPLETE
-    assert env.fake.stats["idempotent_replays"] == 1
-    assert len(env.invoices()) == 1
+    assert env.invoice()["status"] == "draft"
+    env.fault(path_prefix="/v1/invoices/", method="POST", status=500, replayed=True)
+    with pytest.raises(RetriableError):
+        await env.deliver(envelope, recovering=True, attempt=2)
+    result = await env.deliver(envelope, recovering=True, attempt=3)
+    inv = env.invoice()
+    assert result.status is RunStatus.COMPLETE and inv["status"] == "open"
+    assert len(line_data(inv)) == 2
 
 
 # ---- pending invoice items (createStripeInvoice=false) ----------------------------------

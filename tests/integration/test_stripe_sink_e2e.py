@@ -196,6 +196,9 @@ async def test_429_storm_everything_delivered_within_the_fake_rate(settings: Set
         stats = stack.fake.stats
         assert stats["rate_limited"] > 0  # there was a storm
         assert stats["max_admitted_per_second"] <= 10
+        # Waiting callers neither burst after a slow-down nor ignore Retry-After: what the
+        # sink offers stays within the published test-mode limit (25/s) it starts from.
+        assert stats["max_offered_per_second"] <= 25
         assert {r.status for r in runs.values()} == {RunStatus.COMPLETE}
         assert_one_invoice_per_bill(stack, {b.id for b in items})
 

@@ -4,6 +4,7 @@ rate limiting and credential sealing."""
 from __future__ import annotations
 
 import asyncio
+import bisect
 import random
 import time
 
@@ -55,6 +56,28 @@ def test_offsets_any_completion_order(order: list[int]) -> None:
         finished.add(o)
         lowest_unfinished = min(set(range(30)) - finished, default=30)
         assert t.committable() == lowest_unfinished
+
+
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 12)), max_size=80))
+def test_offsets_with_repeated_starts(ops: list[tuple[bool, int]]) -> None:
+    """A record fetched again (seek, rebalance) may start an offset twice: it stays in
+    flight until every start has finished; finishing an unknown offset changes nothing."""
+    t = OffsetTracker()
+    open_starts: dict[int, int] = {}
+    seen: set[int] = set()
+    for is_start, offset in ops:
+        if is_start:
+            t.start(offset)
+            open_starts[offset] = open_starts.get(offset, 0) + 1
+            seen.add(offset)
+        else:
+            t.finish(offset)
+            if open_starts.get(offset):
+                open_starts[offset] -= 1
+        unfinished = [o for o, n in open_starts.items() if n > 0]
+        expected = min(unfinished) if unfinished else (max(seen) + 1 if seen else None)
+        assert t.committable() == expected
+        assert t.in_flight == sum(open_starts.values())
 
 
 def _mapping(
@@ -191,6 +214,37 @@ async def test_rate_limiter_per_endpoint() -> None:
         *(limiter.acquire("a") for _ in range(12)), *(limiter.acquire("b") for _ in range(2))
     )
     assert time.monotonic() - started >= 0.35
+
+
+def peak_per_second(times: list[float]) -> int:
+    """The most admissions in any one-second window (sliding, like the providers')."""
+    times = sorted(times)
+    return max((bisect.bisect_left(times, t + 1.0) - i for i, t in enumerate(times)), default=0)
+
+
+async def test_rate_limiter_waiters_honour_retry_after_and_never_burst() -> None:
+    """Issue 7 item 5: callers already waiting when 429s arrive (and the rate slows down)
+    neither release together nor ignore Retry-After; the peak per second stays within the
+    limit."""
+    limiter = AdaptiveRateLimiter(RateSpec(per_second=25), recovery_seconds=0.2)
+    admitted: list[float] = []
+    eight_in = asyncio.Event()
+
+    async def caller() -> None:
+        await limiter.acquire("POST /v1/invoices")
+        admitted.append(time.monotonic())
+        if len(admitted) >= 8:
+            eight_in.set()
+
+    callers = [asyncio.create_task(caller()) for _ in range(60)]
+    await eight_in.wait()
+    limiter.on_rate_limited(0.5)
+    limiter.on_rate_limited(0.5)  # sustained: slows down while 50 callers wait
+    blocked_from = time.monotonic()
+    await asyncio.gather(*callers)
+    assert not [t for t in admitted if blocked_from + 0.01 < t < blocked_from + 0.49]
+    assert peak_per_second(admitted) <= 25
+    assert limiter.current_rate is not None and limiter.current_rate <= 25
 
 
 def test_credentials_sealed_without_plaintext() -> None:

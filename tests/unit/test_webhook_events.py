@@ -1,4 +1,5 @@
-"""Stripe event -> ExternalStatusUpdate mapping and invoice-map locking (pure)."""
+"""Stripe event -> ExternalStatusUpdate mapping and the invoice-map locking the sink
+applies (pure)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from services.webhooks.events import (
     EventBodyError,
     parse_event,
     status_update,
-    updated_map_record,
 )
 from shared.contracts import Destination, ExternalInvoiceStatus
 from shared.sinks.invoice_map import InvoiceMapRecord, InvoiceState
+from shared.sinks.invoice_status import keep_lock
+from shared.sinks.invoice_status import locked_record as updated_map_record
 
 
 def _event(kind: str, livemode: bool = False, **meta: str) -> bytes:
@@ -84,3 +86,11 @@ def test_map_record_is_locked_and_never_moves_back() -> None:
     locked = updated_map_record(_record(InvoiceState.DRAFT), failed)
     assert locked is not None and locked.state is InvoiceState.FINALIZED
     assert updated_map_record(_record(InvoiceState.DRAFT, "in_other"), paid) is None
+
+
+def test_a_delivery_never_unlocks_a_locked_invoice() -> None:
+    assert keep_lock(_record(InvoiceState.PAID), InvoiceState.DRAFT) is InvoiceState.PAID
+    assert keep_lock(_record(InvoiceState.DRAFT), InvoiceState.FINALIZED) is (
+        InvoiceState.FINALIZED
+    )
+    assert keep_lock(None, InvoiceState.DRAFT) is InvoiceState.DRAFT
