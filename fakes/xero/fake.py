@@ -285,6 +285,10 @@ class FakeXero:
                 return docs[document_id]
         raise KeyError(document_id)
 
+    def spend_minute(self, tenant_id: str, calls: int) -> None:
+        """Calls another app made for the organisation this minute (shared quota)."""
+        self._usage[tenant_id].window.extend([self.clock()] * calls)
+
     def exhaust_day(self, tenant_id: str) -> None:
         usage = self._usage[tenant_id]
         usage.day_started = usage.day_started or self.clock()
