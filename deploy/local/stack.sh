@@ -15,6 +15,8 @@ export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092}"
 if [[ ! -f "$state/credentials.key" ]]; then "$billsync" credentials keygen > "$state/credentials.key"; fi
 export BILLSYNC_CREDENTIALS_KEY="$(cat "$state/credentials.key")"
 export BILLSYNC_STRIPE_API_BASE="http://127.0.0.1:12111"
+export BILLSYNC_XERO_API_BASE="http://127.0.0.1:12112"
+export BILLSYNC_XERO_TOKEN_URL="http://127.0.0.1:12112/connect/token"
 export BILLSYNC_CONTROL_URL="http://127.0.0.1:8700"
 export BILLSYNC_CONTROL_ADMIN_TOKENS='["local-admin-token"]'
 export BILLSYNC_CONTROL_READ_TOKENS='["local-read-token"]'
@@ -55,6 +57,10 @@ up() {
     --webhook-url http://127.0.0.1:8090/webhooks/stripe/cfg-stripe-us \
     --webhook-secret whsec_local_billsync
   wait_http http://127.0.0.1:12111/_fake/stats fake-stripe
+  # The local Xero: one organisation reached by a Custom Connection (client credentials).
+  start fake-xero 12112 "$py" -m fakes.xero --port 12112 \
+    --custom-client-id local-xero-custom --custom-client-secret local-xero-secret
+  wait_http http://127.0.0.1:12112/_fake/stats fake-xero
   "$billsync" credentials apply deploy/local/credentials.yaml
   start control 8700 "$billsync" control
   wait_http http://127.0.0.1:8700/health control
@@ -62,14 +68,17 @@ up() {
   start router 9301 "$billsync" router
   start stripe-sink 9302 "$billsync" stripe-sink
   start monitor 9303 "$billsync" monitor
+  start xero-sink 9304 "$billsync" xero-sink
   start webhooks 8090 "$billsync" webhooks
   start prometheus 9090 deploy/prometheus/local.sh "$state"   # scrapes every service, alert rules loaded
   wait_http http://127.0.0.1:9301/health router
   wait_http http://127.0.0.1:9302/health stripe-sink
+  wait_http http://127.0.0.1:9304/health xero-sink
   "$billsync" produce-sample --accounts 12 --bills 40 --lines 12
   echo
   echo "Give it a few seconds, then look at:"
   echo "  invoices in the local Stripe:   curl -s http://127.0.0.1:12111/_fake/state | python3 -m json.tool | less"
+  echo "  invoices in the local Xero:     curl -s http://127.0.0.1:12112/_fake/state | python3 -m json.tool | less"
   echo "  router metrics:                 curl -s http://127.0.0.1:9301/metrics | grep billsync_router"
   echo "  Stripe sink metrics:            curl -s http://127.0.0.1:9302/metrics | grep billsync_sink"
   echo "  integration runs (API):         curl -s -H 'Authorization: Bearer local-read-token' http://127.0.0.1:8700/integrationruns"
