@@ -6,7 +6,7 @@ UV ?= python3 -m uv
 export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092
 
 .PHONY: setup kafka-up kafka-down up down test test-unit lint typecheck schemas check-schemas \
-        bench-router bench-stripe clean
+        bench-router bench-stripe bench-xero clean
 
 setup: .venv/.synced
 
@@ -55,6 +55,9 @@ bench-router: setup kafka-up
 
 bench-stripe: setup kafka-up
 	$(PY) -m benchmarks.stripe
+
+bench-xero: setup
+	$(PY) -m benchmarks.xero
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache .local

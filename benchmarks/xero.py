@@ -1,0 +1,178 @@
+"""Xero benchmark: a backlog of bills for one organisation, through the Xero destination on
+the framework's batch path (`shared.sinks.batching.BatchPath`, what the runner calls for a
+batch destination) against the local Xero with Xero's real per-tenant limits: 60 calls a
+minute, 5 at once, 5,000 a day, and 0.3 s per call. Figures, not assertions.
+
+Xero's limits are not scaled down: 5,000 bills in batches of 50 are 100 calls, which at
+60 calls a minute take about 100 seconds, so the default run takes ~2 minutes as it is.
+Printed: invoices per call (target >= 40), the share of the 60/min limit used from the
+first call to the last (target >= 90%), 429s, and the peak memory of this process (which
+holds the sink's side and the local Xero), with the same backlog sent one bill per call
+(the single path) for `--single-window` seconds beside it.
+
+    python -m benchmarks.xero [--bills 5000] [--single-window 75]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import sys
+import time
+import tracemalloc
+
+import psutil
+from pydantic import SecretStr
+
+from fakes.xero import FakeXero
+from services.xero_sink.client import XeroApi
+from services.xero_sink.destination import XERO_LIMITS, XeroDestination
+from shared.contracts import (
+    DispatchEnvelope,
+    IntegrationConfig,
+    RunStatus,
+    Trigger,
+    dispatch_id,
+    parse_config,
+)
+from shared.credentials import Credential, XeroCredential
+from shared.sampledata import make_accounts, make_bills
+from shared.sinks.batching import BatchPath, BatchPolicy, CallLimiter
+from shared.sinks.destination import DeliveryRequest, DeliveryResult
+from shared.sinks.limits import QuotaLimiter
+
+TENANT = "0be1c4a0-0000-4000-8000-00000000be4c"
+CLIENT, SECRET = "bench-client", "bench-secret"
+LATENCY = 0.3  # seconds per Xero call
+
+
+def requests_for(config: IntegrationConfig, count: int) -> list[DeliveryRequest]:
+    accounts = make_accounts(50)
+    templates = make_bills(accounts, min(count, 200), 6, embed_account=True)
+    out = []
+    for i in range(count):
+        bill = templates[i % len(templates)].model_copy(
+            update={"id": f"bill-{i:06d}", "currency": "USD", "due_date": dt.date(2026, 12, 1)}
+        )
+        assert bill.account is not None
+        envelope = DispatchEnvelope(
+            dispatch_id=dispatch_id(bill.id, 1, config.id, 1, Trigger.GENERATED),
+            trigger=Trigger.GENERATED,
+            integration_config_id=config.id,
+            integration_config_version=1,
+            integration_config=config,
+            bill=bill,
+            account=bill.account,
+            routed_at="2026-11-29T00:00:00Z",
+        )
+        out.append(DeliveryRequest(envelope, config, bill.account_id, None, False, 1, f"r{i}"))
+    return out
+
+
+async def run(size: int, bills: int, window: float) -> dict[str, float]:
+    fake = FakeXero(clients={CLIENT: SECRET}, latency=LATENCY, access_ttl=86400.0)
+    fake.add_organisation("Benchmark Ltd", TENANT)
+    fake.connect(CLIENT, TENANT)
+    url = await fake.start()
+    credential = XeroCredential(
+        id="cred-bench",
+        client_id=CLIENT,
+        client_secret=SecretStr(SECRET),
+        tenant_id=TENANT,
+        access_token=SecretStr(fake.issue_tokens(CLIENT)["access_token"]),
+    )
+    destination = XeroDestination(url, policy=BatchPolicy(size, 1.0), limits=XERO_LIMITS)
+    config = parse_config(
+        {"id": "cfg-bench", "destination": "XERO", "integrationCredentialsId": credential.id}
+    )
+    client = destination.make_client(config.destination, credential)
+    limiter = QuotaLimiter(XERO_LIMITS)
+
+    def client_for(_: IntegrationConfig, __: Credential) -> tuple[XeroApi, CallLimiter]:
+        return client, limiter
+
+    path = BatchPath(destination, client_for)  # no call timeout: batches wait for the limiter
+    requests = requests_for(config, bills)
+    done = 0
+
+    async def one(request: DeliveryRequest) -> None:
+        nonlocal done
+        for _ in range(20):  # a whole-batch failure (a 429) retries the bill, as the runner does
+            try:
+                result = await path.deliver(request, credential)
+            except Exception:  # noqa: BLE001 - counted by the fake; try again
+                await asyncio.sleep(1.0)
+                continue
+            if isinstance(result, DeliveryResult) and result.status is RunStatus.COMPLETE:
+                done += 1
+            return
+
+    tracemalloc.start()
+    started = time.monotonic()
+    tasks = [asyncio.create_task(one(r)) for r in requests]
+    try:
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=window)
+    except TimeoutError:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    admitted = fake.stats["admitted_at"]
+    first, last = (admitted[0], admitted[-1]) if admitted else (started, started)
+    _, traced_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    result = {
+        "seconds": time.monotonic() - started,
+        "calls": float(len(admitted)),
+        "span": max(1e-9, last - first),
+        "invoices": float(len(fake.documents(TENANT))),
+        "completed": float(done),
+        "rate_limited": float(sum(fake.stats["rate_limited"].values())),
+        "max_concurrent": float(fake.stats["max_concurrent"]),
+        "traced_peak": float(traced_peak),
+        "rss": float(psutil.Process(os.getpid()).memory_info().rss),
+    }
+    await path.close()
+    await client.close()
+    await fake.stop()
+    return result
+
+
+def report(label: str, r: dict[str, float]) -> None:
+    # Calls per minute from the first call to the last (at least a minute), against 60.
+    per_minute = r["calls"] / (max(60.0, r["span"]) / 60.0)
+    print(
+        f"  {label:8} {r['seconds']:6.1f}s  calls {r['calls']:4.0f}  invoices {r['invoices']:5.0f}"
+        f"  invoices/call {r['invoices'] / max(1.0, r['calls']):5.1f}"
+        f"  calls/min {per_minute:5.1f}  share of 60/min {per_minute / 60:6.1%}"
+        f"  429s {r['rate_limited']:.0f}  peak concurrent {r['max_concurrent']:.0f}"
+        f"  Python peak {r['traced_peak'] / 2**20:6.1f} MiB  RSS {r['rss'] / 2**20:6.1f} MiB"
+    )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bills", type=int, default=5000)
+    parser.add_argument("--single-window", type=float, default=75.0)
+    args = parser.parse_args()
+    print(
+        f"Xero: {args.bills}-bill backlog, one organisation, 60 calls/min, 5 concurrent, "
+        f"{LATENCY}s per call (limits not scaled)"
+    )
+    batched = await run(50, args.bills, window=600.0)
+    print(
+        "  (batched: the whole backlog; single: the same backlog for a fixed window)",
+        file=sys.stderr,
+    )
+    single = await run(1, args.bills, window=args.single_window)
+    report("batched", batched)
+    report("single", single)
+    ratio = (batched["invoices"] / batched["seconds"]) / max(
+        1e-9, single["invoices"] / single["seconds"]
+    )
+    print(f"  batched / single invoices per second: {ratio:.1f}x")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
