@@ -104,12 +104,14 @@ class Documents:
     headers: RateHeaders
 
 
-def rate_headers(headers: Mapping[str, str]) -> RateHeaders:
+def rate_headers(headers: Mapping[str, str], window_seconds: float = 60.0) -> RateHeaders:
     def number(name: str) -> int | None:
         value = next((v for k, v in headers.items() if k.lower() == name.lower()), None)
         return int(value) if value is not None and value.strip().isdigit() else None
 
-    return RateHeaders(number("X-MinLimit-Remaining"), 60.0, number("X-DayLimit-Remaining"))
+    return RateHeaders(
+        number("X-MinLimit-Remaining"), window_seconds, number("X-DayLimit-Remaining")
+    )
 
 
 def idempotency_key(tenant: str, collection: str, body: str) -> str:
@@ -200,8 +202,10 @@ class XeroApi:
         refresher: TokenRefresher | None,
         custom: CustomConnectionTokens,
         timeout: float = 30.0,
+        window_seconds: float = 60.0,
     ) -> None:
         self.credential = credential
+        self.window_seconds = window_seconds  # Xero's "minute" (scaled in benchmarks)
         self.api_base = api_base.rstrip("/")
         self.tenant: str | None = credential.tenant_id
         self._refresher = refresher
@@ -297,7 +301,7 @@ class XeroApi:
         status, answer, answer_headers = await self._request(
             method, ACCOUNTING + path, headers=headers, params=params, data=body
         )
-        self.last_headers = rate_headers(answer_headers)
+        self.last_headers = rate_headers(answer_headers, self.window_seconds)
         if status != 200:
             message, code = _error_text(status, answer, json.dumps(answer) if answer else "")
             raise XeroApiError(status, message, answer_headers, code)
@@ -326,7 +330,7 @@ class XeroApi:
             )
             refused = bool(item.get("HasErrors")) or bool(errors)
             results.append(ElementResult(None if refused else _view(collection, item), errors))
-        return BatchAnswer(tuple(results), rate_headers(headers))
+        return BatchAnswer(tuple(results), rate_headers(headers, self.window_seconds))
 
     async def by_numbers(self, collection: str, numbers: Sequence[str]) -> Documents:
         """The documents with these numbers (one page of 100 at most per call)."""
@@ -338,7 +342,9 @@ class XeroApi:
         answer, headers = await self._accounting("GET", f"/{collection}", params=params)
         raw = answer.get(collection) if isinstance(answer, dict) else None
         views = [_view(collection, item) for item in raw or [] if isinstance(item, dict)]
-        return Documents(tuple(v for v in views if v is not None), rate_headers(headers))
+        return Documents(
+            tuple(v for v in views if v is not None), rate_headers(headers, self.window_seconds)
+        )
 
     async def close(self) -> None:
         await self._session.close()

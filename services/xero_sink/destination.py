@@ -95,6 +95,7 @@ class XeroDestination(BatchDestination[XeroApi]):
             refresher=self.refresher,
             custom=self.custom_tokens,
             timeout=self.timeout,
+            window_seconds=min((w.seconds for w in self.limits.windows), default=60.0),
         )
 
     async def close_client(self, client: XeroApi) -> None:

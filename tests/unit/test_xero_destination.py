@@ -412,3 +412,60 @@ async def test_custom_connection_gets_a_token_and_finds_its_tenant(fake: FakeXer
     assert len(fake.documents(OTHER)) == 2 and fake.documents(TENANT) == []
     assert fake.stats["token_grants"]["client_credentials"] == 1  # kept until near expiry
     assert sink.destination.custom_tokens.fetched == 1
+
+
+async def test_split_sort_exclusions_and_enforced_mappings_reach_xero(fake: FakeXero) -> None:
+    bands = [
+        {"pricingBandId": "b1", "lowerLimit": "0", "bandQuantity": "100", "bandSubtotal": "10"},
+        {"pricingBandId": "b2", "lowerLimit": "100", "bandQuantity": "50", "bandSubtotal": "2.5"},
+    ]
+    lines = [
+        line(
+            "usage",
+            "USAGE",
+            "12.50",
+            quantity="150",
+            productId="prod-api",
+            usagePerPricingBand=bands,
+        ),
+        line("fee", "STANDING_CHARGE", "3.00"),
+        line("min", "MINIMUM_SPEND", "1.00"),
+    ]
+    mine = {
+        "id": "m1",
+        "externalSystem": "Xero",
+        "externalTable": "Item",
+        "externalId": "API",
+        "m3terEntity": "Product",
+        "m3terId": "prod-api",
+        "integrationConfigId": "cfg-x",
+    }
+    other = {**mine, "id": "m2", "externalId": "OTHER", "integrationConfigId": "cfg-other"}
+    index = [ExternalMapping.model_validate(m) for m in (mine, other)]
+
+    def lookup(system: ExternalSystem, m3ter_id: str) -> list[ExternalMapping]:
+        return [m for m in index if m.m3ter_id == m3ter_id]
+
+    entity = {
+        "useExternalMappingAccountCode": True,
+        "enforceExternalMappingsForConfig": True,
+        "sortLineItemsBy": "SUBTOTAL",
+        "excludedLineItemTypes": ["MINIMUM_SPEND"],
+    }
+    cfg = make_config(
+        "cfg-x", "XERO", entity=entity, dest={"splitUsageLineItems": "ITEM_PER_USAGE_BAND"}
+    )
+    sink = Sink(fake, credential(fake), mappings=lookup)
+    try:
+        ok((await sink.deliver([request(bill("bill-1", 1, *lines), cfg)]))[0])
+    finally:
+        await sink.close()
+    (doc,) = fake.documents(TENANT)
+    described = [(x["Description"], x.get("ItemCode"), x["LineAmount"]) for x in doc["LineItems"]]
+    assert described == [
+        ("fee", None, Decimal("3.00")),
+        ("usage (from 0)", "API", Decimal("10.00")),
+        ("usage (from 100)", "API", Decimal("2.50")),
+    ]
+    assert doc["Total"] == Decimal("15.50")
+    assert_spec_accepted_everything(fake)
