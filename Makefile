@@ -6,7 +6,7 @@ UV ?= python3 -m uv
 export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092
 
 .PHONY: setup kafka-up kafka-down up down test test-unit lint typecheck schemas check-schemas \
-        bench-router bench-stripe bench-xero clean
+        bench-router bench-stripe bench-xero soak clean
 
 setup: .venv/.synced
 
@@ -58,6 +58,10 @@ bench-stripe: setup kafka-up
 
 bench-xero: setup
 	$(PY) -m benchmarks.xero
+
+# Issue 7's fault soak (a few minutes): 5xx, drops after commit, kill -9, rebalances.
+soak: setup kafka-up
+	$(PY) -m benchmarks.soak
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache .local

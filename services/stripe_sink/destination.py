@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from functools import partial
 
 import aiohttp
 import stripe
@@ -22,7 +23,7 @@ from shared.sinks.ratelimit import RateSpec
 
 from .client import StripeApi, api_base_from_env
 from .flow import Flow
-from .invoice_flow import deliver_invoice
+from .invoice_flow import deliver_invoice, find
 from .items_flow import deliver_items
 from .mapping import Mode, plan_invoice
 
@@ -92,9 +93,20 @@ class StripeDestination(SinkDestination[StripeApi]):
             return classify_response(None, f"Stripe unreachable: {type(exc).__name__}: {exc}")
         return None
 
-    async def deliver(
+    async def abandon(
         self, request: DeliveryRequest, client: StripeApi, calls: ProviderCalls
-    ) -> DeliveryResult:
+    ) -> str | None:
+        """Delete the draft a failed first delivery left (finalized ones are complete)."""
+        flow = self._flow(request, client, calls)
+        if flow.plan.mode is not Mode.INVOICE:
+            return None
+        invoice = await find(flow)
+        if invoice is None or invoice.status != "draft":
+            return None
+        await flow.delete("DELETE /v1/invoices/{id}", partial(client.delete_invoice, invoice.id))
+        return f"removed the incomplete Stripe draft {invoice.id}"
+
+    def _flow(self, request: DeliveryRequest, client: StripeApi, calls: ProviderCalls) -> Flow:
         config = request.config
         if not isinstance(config, StripeIntegrationConfig):
             raise FatalBillError(f"configuration {config.id} is not a Stripe configuration")
@@ -102,7 +114,12 @@ class StripeDestination(SinkDestination[StripeApi]):
         plan = plan_invoice(envelope.bill, envelope.account, config, request.customer_id)
         # After a 5xx or no answer: look up first, then write with fresh keys (see Flow).
         generation = secrets.token_hex(6) if request.recovering else None
-        flow = Flow(request, plan, client, calls, generation)
-        if plan.mode is Mode.INVOICE:
+        return Flow(request, plan, client, calls, generation)
+
+    async def deliver(
+        self, request: DeliveryRequest, client: StripeApi, calls: ProviderCalls
+    ) -> DeliveryResult:
+        flow = self._flow(request, client, calls)
+        if flow.plan.mode is Mode.INVOICE:
             return await deliver_invoice(flow)
         return await deliver_items(flow)

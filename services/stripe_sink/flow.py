@@ -8,6 +8,7 @@ from functools import partial
 from typing import TypeVar
 
 from shared.contracts import RunStatus, Trigger
+from shared.sinks import results
 from shared.sinks.destination import DeliveryRequest, DeliveryResult, ProviderCalls
 from shared.sinks.invoice_map import InvoiceState
 
@@ -72,13 +73,8 @@ class Flow:
         status: RunStatus = RunStatus.COMPLETE,
         message: str | None = None,
     ) -> DeliveryResult:
-        return DeliveryResult(
-            status,
-            STATES.get(invoice.status, InvoiceState.FINALIZED),
-            invoice.id,
-            self.invoice_url(invoice),
-            message=message,
-        )
+        state = STATES.get(invoice.status, InvoiceState.FINALIZED)
+        return results.done(invoice.id, self.invoice_url(invoice), state, status, message)
 
     @property
     def operator_resend(self) -> bool:
@@ -86,23 +82,20 @@ class Flow:
         return envelope.resend_of_run_id is not None or envelope.trigger is Trigger.REPLAY
 
     def locked(self, invoice: InvoiceView) -> DeliveryResult:
-        version = self.request.envelope.bill.version
         then = (
             "resend the bill to issue a new invoice"
             if invoice.status == "void"
             else "void it in Stripe (or issue a credit note), then resend the bill"
         )
-        return self.done(
-            invoice,
-            RunStatus.INVOICE_ALREADY_PAID,
-            f"Stripe invoice {invoice.id} is {invoice.status}; bill version {version} was not "
-            f"applied because billsync never changes a finalized invoice: {then}",
+        return results.locked(
+            invoice.id,
+            self.invoice_url(invoice),
+            STATES.get(invoice.status, InvoiceState.FINALIZED),
+            provider="Stripe",
+            provider_status=invoice.status,
+            bill_version=self.request.envelope.bill.version,
+            then=then,
         )
 
     def skipped(self, message: str | None = None) -> DeliveryResult:
-        reason = self.plan.skip_reason or "skipped"
-        return DeliveryResult(
-            RunStatus.SKIPPED,
-            InvoiceState.SKIPPED,
-            message=f"{reason}{'; ' + message if message else ''}",
-        )
+        return results.skipped(self.plan.skip_reason or "skipped", message)

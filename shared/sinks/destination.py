@@ -1,9 +1,37 @@
 """The one contract every destination implements.
 
-A destination supplies: its credential type, its rate limits, a client, the classification
-of its client's exceptions, and `deliver` (mapping a prepared bill to provider requests).
-The framework (shared.sinks.runner) owns everything else: consuming, de-duplication, the
-invoice map, customer resolution, credentials, retries, rate limiting, run records, metrics."""
+A destination supplies: its credential type, its rate limits, a client, the
+classification of its client's exceptions, and `deliver` (mapping a prepared bill to
+provider requests). The framework (shared.sinks.runner: the Kafka side in
+shared.sinks.consumer, the delivery policy in shared.sinks.policy) owns everything else:
+consuming, de-duplication, the invoice map, customer resolution, credentials, retries,
+rate limiting, run records, metrics.
+
+Rules for `deliver(request, client, calls)`:
+
+- Every provider request goes through `calls`: `calls.call(endpoint, fn, write=True)` for
+  a write, `calls.call(endpoint, fn)` for a read, `calls.read_or_none` where a 404 is an
+  answer (deleted, never existed), `calls.delete` for an idempotent delete (404: already
+  gone). Reads and deletes answered 5xx are tried again there; writes never are.
+- `request.existing` is what the invoice map knows of this bill and configuration, set
+  only when it names an external id (an earlier version was delivered, or a previous
+  attempt recorded its result): update that invoice, never create a second one.
+- `request.recovering` is True when an earlier attempt may have written without the
+  result being recorded (a crash left the PENDING marker, or the previous attempt of this
+  run failed with a 5xx, a 429 or no answer). Look up what the provider holds for this
+  bill and configuration (by the ids written into the provider's metadata) before any
+  write, and continue from there; a half-written invoice is completed, never left (and
+  when the run still ends in error, `abandon` removes it). Writes after the look-up may
+  use fresh idempotency keys: the look-up is what makes them safe.
+- Validate against the provider's rules before the first call (FatalBillError), so a bill
+  the provider would refuse leaves nothing half-written.
+- Return a `DeliveryResult` (`shared.sinks.results`: `done`, `locked`, `skipped`) carrying
+  the status, the invoice's state at the provider, the external id and an operator URL,
+  and the ids of parts a later version must replace (`external_item_ids`). A finalized or
+  paid invoice is never changed: return `locked` (INVOICE_ALREADY_PAID) with what the
+  operator can do.
+- Raise a SinkError subclass for failures (classified in one place, shared.sinks.classify);
+  anything else is a billsync bug and becomes an internal error, not a provider error."""
 
 from __future__ import annotations
 
@@ -200,6 +228,16 @@ class SinkDestination(ABC, Generic[ClientT]):
 
     async def close_client(self, client: ClientT) -> None:
         """Release the client's connections (optional)."""
+
+    async def abandon(
+        self, request: DeliveryRequest, client: ClientT, calls: ProviderCalls
+    ) -> str | None:
+        """The run of a bill delivered for the first time ends in error after a write may
+        have happened: remove what it left half-written at the provider (an incomplete
+        draft), so the provider never holds part of a bill. Return what was done, for the
+        operator (None: nothing was there). Optional; the map keeps its PENDING marker, so
+        a resend looks up again."""
+        return None
 
     @abstractmethod
     def classify(self, exc: BaseException) -> SinkError | None:

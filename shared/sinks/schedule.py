@@ -41,6 +41,7 @@ class ScheduledEnvelope(WireModel):
     bill_version: int
     collected_at: datetime
     partition: int = 0  # of the dispatch topic: its owner in the group flushes the record
+    not_before: datetime | None = None  # parked until then (a spent daily quota)
     envelope: DispatchEnvelope
 
     @property
@@ -83,7 +84,11 @@ class PendingSchedule:
             self.records[key] = record
 
     def collect(
-        self, envelope: DispatchEnvelope, now: datetime, partition: int = 0
+        self,
+        envelope: DispatchEnvelope,
+        now: datetime,
+        partition: int = 0,
+        not_before: datetime | None = None,
     ) -> Collected | None:
         """The record to write for `envelope`, or None when a newer version of the bill is
         already waiting (the late older one is dropped)."""
@@ -99,6 +104,7 @@ class PendingSchedule:
             # A replacement keeps its place in the current round.
             collected_at=current.collected_at if current else now,
             partition=partition,
+            not_before=not_before,
             envelope=envelope,
         )
         return Collected(record, current)
@@ -113,14 +119,18 @@ class PendingSchedule:
         ready = [
             r
             for r in self.records.values()
-            if owned(r) and due_at(r.collected_at, interval_of(r)) <= now
+            if owned(r)
+            and (
+                r.not_before <= now
+                if r.not_before is not None
+                else due_at(r.collected_at, interval_of(r)) <= now
+            )
         ]
         return sorted(ready, key=lambda r: (r.collected_at, r.key))
 
     def is_current(self, record: ScheduledEnvelope) -> bool:
         """Still the waiting version (not replaced by a newer one meanwhile)."""
-        now = self.records.get(record.key)
-        return now is not None and now.envelope.dispatch_id == record.envelope.dispatch_id
+        return self.records.get(record.key) == record
 
 
 class ScheduleStore:
@@ -146,9 +156,10 @@ class ScheduleStore:
         envelope: DispatchEnvelope,
         now: datetime,
         partition: int = 0,
+        not_before: datetime | None = None,
     ) -> ScheduledEnvelope | None:
         """Write the envelope to the schedule; returns once the broker has it."""
-        collected = self.pending.collect(envelope, now, partition)
+        collected = self.pending.collect(envelope, now, partition, not_before)
         if collected is None:
             return None
         record = collected.record
@@ -175,7 +186,7 @@ class ScheduleSettings(BaseSettings):
     schedule_tick: float = 1.0
 
 
-Deliver = Callable[[DispatchEnvelope], Awaitable[None]]
+Deliver = Callable[[ScheduledEnvelope], Awaitable[None]]
 
 
 class ScheduledDelivery:
@@ -218,8 +229,13 @@ class ScheduledDelivery:
         await cancel_and_wait(self._task)
         await self.store.stop()
 
-    async def collect(self, envelope: DispatchEnvelope, partition: int) -> ScheduledEnvelope | None:
-        return await self.store.collect(self._producer, envelope, datetime.now(UTC), partition)
+    async def collect(
+        self, envelope: DispatchEnvelope, partition: int, not_before: datetime | None = None
+    ) -> ScheduledEnvelope | None:
+        """Keep `envelope` for the next boundary (or until `not_before`: parked)."""
+        return await self.store.collect(
+            self._producer, envelope, datetime.now(UTC), partition, not_before
+        )
 
     async def flush_due(self) -> int:
         pending = self.store.pending
@@ -230,7 +246,7 @@ class ScheduledDelivery:
         )
         if not due:
             return 0
-        await asyncio.gather(*(self._deliver(r.envelope) for r in due))
+        await asyncio.gather(*(self._deliver(r) for r in due))
         await self.store.done(self._producer, due)
         self.flushed += len(due)
         log.info("schedule_flushed", destination=self.store.family, bills=len(due))

@@ -214,6 +214,23 @@ def _deduplicated(family: str) -> float:
     return value or 0.0
 
 
+@contextlib.asynccontextmanager
+async def batch_stack(settings: Settings, harness: BatchHarness) -> AsyncIterator[BatchStack]:
+    """Topics, a credentials key, the harness's credentials, and results followed."""
+    key = generate_key()
+    settings = settings.model_copy(update={"credentials_key": key})
+    await ensure_topics(settings)
+    stack = BatchStack(settings, harness, key)
+    await stack.credentials(
+        harness.credential(0), harness.credential(1), harness.rejected_credential()
+    )
+    follower = asyncio.create_task(stack.follow_results())
+    try:
+        yield stack
+    finally:
+        await cancel_and_wait(follower)
+
+
 class BatchStandardTests:
     """Inherit and override the `harness` fixture; every test below then runs."""
 
@@ -223,18 +240,8 @@ class BatchStandardTests:
 
     @pytest.fixture
     async def stack(self, settings: Settings, harness: BatchHarness) -> AsyncIterator[BatchStack]:
-        key = generate_key()
-        settings = settings.model_copy(update={"credentials_key": key})
-        await ensure_topics(settings)
-        stack = BatchStack(settings, harness, key)
-        await stack.credentials(
-            harness.credential(0), harness.credential(1), harness.rejected_credential()
-        )
-        follower = asyncio.create_task(stack.follow_results())
-        try:
+        async with batch_stack(settings, harness) as stack:
             yield stack
-        finally:
-            await cancel_and_wait(follower)
 
     async def test_a_backlog_goes_out_in_batches_one_invoice_per_bill(
         self, stack: BatchStack

@@ -9,13 +9,24 @@ Every destination proves the same guarantees against its own fake provider, with
 
 A `StandardHarness` supplies the destination, a credential, a configuration factory and
 hooks into the fake (invoices_for, mark_finalized, inject, reject_credential, requests).
-The suite drives `SinkDestination.deliver` directly, the way the runner does: the second
-delivery of a bill carries the map record the first one produced (`record_of`)."""
+
+Two layers:
+- the destination's own answers (classification, pre-flight validation, a recovering
+  attempt) by calling `SinkDestination.deliver` directly, the second delivery of a bill
+  carrying the map record the first one produced (`record_of`);
+- everything again through the runner's delivery policy (`DeliveryPolicy` over a
+  `MemoryPolicyState`): de-duplication of a redelivered dispatch, regeneration, retries
+  after 5xx and after a write whose answer was dropped, recovery after a crash between
+  the write and its record (a PENDING marker), finalized invoices left alone, rejected
+  credentials. Stop and rebalance are the Kafka side's and proven once for every sink
+  (tests/integration/test_sink_guarantees.py)."""
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -27,7 +38,11 @@ from shared.contracts import (
     Account,
     Bill,
     DispatchEnvelope,
+    ExternalMapping,
+    ExternalSystem,
     IntegrationConfig,
+    IntegrationEvent,
+    IntegrationRun,
     LineItem,
     RunStatus,
     Trigger,
@@ -47,7 +62,9 @@ from shared.sinks.errors import (
     RateLimitedError,
     RetriableError,
 )
-from shared.sinks.invoice_map import InvoiceMapRecord, InvoiceState
+from shared.sinks.invoice_map import InvoiceMapRecord, InvoiceState, map_key
+from shared.sinks.options import SinkOptions
+from shared.sinks.policy import DeliveryPolicy
 from shared.sinks.ratelimit import AdaptiveRateLimiter, RateSpec
 
 
@@ -161,6 +178,55 @@ def record_of(envelope: DispatchEnvelope, result: DeliveryResult) -> InvoiceMapR
         completed_dispatch_ids=[envelope.dispatch_id],
         updated_at=datetime.now(UTC),
     )
+
+
+@dataclass
+class MemoryPolicyState:
+    """The delivery policy's state in dictionaries (the runner's is Kafka)."""
+
+    configs: dict[str, IntegrationConfig] = field(default_factory=dict)
+    records: dict[str, InvoiceMapRecord] = field(default_factory=dict)
+    credentials: dict[str, Credential] = field(default_factory=dict)
+    mappings: list[ExternalMapping] = field(default_factory=list)
+    results: list[IntegrationRun | IntegrationEvent] = field(default_factory=list)
+
+    def config(self, config_id: str) -> IntegrationConfig | None:
+        return self.configs.get(config_id)
+
+    def mappings_for(self, system: ExternalSystem, account_id: str) -> list[ExternalMapping]:
+        return [
+            m for m in self.mappings if m.external_system is system and m.m3ter_id == account_id
+        ]
+
+    def invoice_record(self, key: str) -> InvoiceMapRecord | None:
+        return self.records.get(key)
+
+    def credential(self, credential_id: str) -> Credential | None:
+        return self.credentials.get(credential_id)
+
+    async def put_invoice_record(self, record: InvoiceMapRecord) -> None:
+        self.records[record.key] = record
+
+    async def send_result(self, record: IntegrationRun | IntegrationEvent) -> Awaitable[Any]:
+        self.results.append(record)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    def runs(self) -> list[IntegrationRun]:
+        return [r for r in self.results if isinstance(r, IntegrationRun)]
+
+    def events(self) -> list[IntegrationEvent]:
+        return [r for r in self.results if isinstance(r, IntegrationEvent)]
+
+    def final(self, envelope: DispatchEnvelope) -> IntegrationRun:
+        """The last run record of this envelope's dispatch."""
+        runs = [r for r in self.runs() if r.dispatch_id == envelope.dispatch_id]
+        assert runs, f"no run for {envelope.dispatch_id}"
+        return runs[-1]
+
+
+RUNNER_OPTIONS = SinkOptions(max_attempts=5, retry_base_delay=0.01, retry_max_delay=0.05)
 
 
 class DestinationStandardTests:
@@ -333,3 +399,146 @@ class DestinationStandardTests:
         assert result.status is RunStatus.COMPLETE
         invoices = await harness.invoices_for("std-drop")
         assert [(i.id, i.total) for i in invoices] == [(result.external_id, Decimal("150.50"))]
+
+    # ---- through the runner's delivery policy ------------------------------------
+
+    def runner(
+        self, h: StandardHarness, credential: Credential | None = None
+    ) -> tuple[DeliveryPolicy, MemoryPolicyState]:
+        """The runner's policy for this destination, with the customer already mapped."""
+        state = MemoryPolicyState()
+        cred = credential or h.credential
+        state.credentials[cred.id] = cred
+        state.mappings.append(
+            ExternalMapping(
+                id="map-standard",
+                external_system=h.destination.external_system,
+                external_table="Customer",
+                external_id=h.customer_id,
+                m3ter_entity="Account",
+                m3ter_id="acc-standard",
+            )
+        )
+        return DeliveryPolicy(h.destination, state, RUNNER_OPTIONS), state
+
+    @staticmethod
+    def mapped(config: IntegrationConfig) -> IntegrationConfig:
+        """The configuration resolving customers through external mappings (the runner
+        maps acc-standard to the harness's customer)."""
+        entity = config.entity_config.model_copy(update={"use_external_mapping_account_code": True})
+        return config.model_copy(update={"entity_config": entity})
+
+    async def test_runner_delivers_once_and_recognises_the_redelivery(
+        self, harness: StandardHarness
+    ) -> None:
+        policy, state = self.runner(harness)
+        envelope = harness.envelope(
+            self.mapped(harness.config(editable=False)),
+            standard_bill("run-once", currency=harness.currency),
+        )
+        try:
+            await policy.process(envelope)
+            before = harness.requests()
+            await policy.process(envelope)  # redelivered after a crash before the commit
+        finally:
+            await policy.close()
+        final = state.final(envelope)
+        assert final.status is RunStatus.COMPLETE, (final.status, final.error)
+        assert final.external_id and final.url
+        assert harness.requests() == before  # recognised by its dispatch id: no call
+        invoices = await harness.invoices_for("run-once")
+        assert [(i.id, i.total) for i in invoices] == [(final.external_id, Decimal("150.50"))]
+
+    async def test_runner_regeneration_updates_the_same_invoice(
+        self, harness: StandardHarness
+    ) -> None:
+        policy, state = self.runner(harness)
+        config = self.mapped(harness.config(editable=True))
+        v1 = harness.envelope(config, standard_bill("run-regen", 1, harness.currency))
+        v2 = harness.envelope(
+            config, standard_bill("run-regen", 2, harness.currency, ("200.00", "1.25", "3.00"))
+        )
+        try:
+            await policy.process(v1)
+            await policy.process(v2)
+        finally:
+            await policy.close()
+        first, second = state.final(v1), state.final(v2)
+        assert second.status is RunStatus.COMPLETE and second.external_id == first.external_id
+        invoices = await harness.invoices_for("run-regen")
+        assert [(i.id, i.total) for i in invoices] == [(first.external_id, Decimal("204.25"))]
+
+    @pytest.mark.parametrize("fault", [Fault.SERVER_ERROR, Fault.DROP_AFTER_COMMIT])
+    async def test_runner_retries_a_failed_write_to_one_invoice(
+        self, harness: StandardHarness, fault: Fault
+    ) -> None:
+        policy, state = self.runner(harness)
+        bill_id = f"run-{fault.value}"
+        envelope = harness.envelope(
+            self.mapped(harness.config(editable=False)),
+            standard_bill(bill_id, currency=harness.currency),
+        )
+        await harness.inject(fault)
+        try:
+            await policy.process(envelope)
+        finally:
+            await policy.close()
+        final = state.final(envelope)
+        assert final.status is RunStatus.COMPLETE and final.attempt >= 2
+        invoices = await harness.invoices_for(bill_id)
+        assert [(i.id, i.total) for i in invoices] == [(final.external_id, Decimal("150.50"))]
+
+    async def test_runner_recovers_after_a_crash_between_write_and_record(
+        self, harness: StandardHarness
+    ) -> None:
+        """The provider holds the invoice, the map only the PENDING marker: the next
+        delivery looks it up instead of writing a second one."""
+        envelope = harness.envelope(
+            self.mapped(harness.config(editable=False)),
+            standard_bill("run-crash", currency=harness.currency),
+        )
+        await self.deliver(harness, envelope)  # the write the crashed sink made
+        policy, state = self.runner(harness)
+        state.records[map_key(envelope.integration_config_id, "run-crash")] = InvoiceMapRecord(
+            integration_config_id=envelope.integration_config_id,
+            bill_id="run-crash",
+            bill_version=1,
+            state=InvoiceState.PENDING,
+            updated_at=datetime.now(UTC),
+        )
+        try:
+            await policy.process(envelope)
+        finally:
+            await policy.close()
+        final = state.final(envelope)
+        assert final.status is RunStatus.COMPLETE
+        assert [i.id for i in await harness.invoices_for("run-crash")] == [final.external_id]
+
+    async def test_runner_leaves_a_finalized_invoice_alone(self, harness: StandardHarness) -> None:
+        policy, state = self.runner(harness)
+        config = self.mapped(harness.config(editable=True))
+        v1 = harness.envelope(config, standard_bill("run-final", 1, harness.currency))
+        v2 = harness.envelope(config, standard_bill("run-final", 2, harness.currency, ("9.00",)))
+        try:
+            await policy.process(v1)
+            external_id = state.final(v1).external_id
+            assert external_id
+            await harness.mark_finalized(external_id)
+            await policy.process(v2)
+        finally:
+            await policy.close()
+        assert state.final(v2).status is RunStatus.INVOICE_ALREADY_PAID
+        assert [i.total for i in await harness.invoices_for("run-final")] == [Decimal("150.50")]
+
+    async def test_runner_rejected_credential_is_auth_failed(
+        self, harness: StandardHarness
+    ) -> None:
+        policy, state = self.runner(harness, harness.reject_credential())
+        config = self.mapped(harness.config(editable=False))
+        envelope = harness.envelope(config, standard_bill("run-auth", currency=harness.currency))
+        try:
+            await policy.process(envelope)
+        finally:
+            await policy.close()
+        assert state.final(envelope).status is RunStatus.AUTH_FAILED
+        assert await harness.invoices_for("run-auth") == []

@@ -104,7 +104,7 @@ async def test_stop_waits_for_calls_in_flight_and_commits_them(settings: Setting
         items = bills(6)
         async with stack.sink(per_config_concurrency=6) as runner:
             await publish_envelopes(stack, cfg, items)
-            await wait_until(lambda: len(runner._busy) == 6, "six deliveries calling")
+            await wait_until(lambda: len(runner.consumer._busy) == 6, "six deliveries calling")
         runs, _ = await stack.results()
         assert {r.status for r in runs.values()} == {RunStatus.COMPLETE}
         assert len(runs) == 6
@@ -136,7 +136,7 @@ async def test_rebalance_join_and_kill_nothing_lost_or_doubled(settings: Setting
                 await wait_until(lambda: len(stack.fake.invoices()) >= 30, "A's progress")
                 proc = start_service("services.stripe_sink", stack.settings, **env)
                 # B joined: A gives partitions away (and keeps running).
-                await wait_until(lambda: len(runner._trackers) < 3, "a rebalance", 60)
+                await wait_until(lambda: len(runner.consumer._trackers) < 3, "a rebalance", 60)
                 await wait_until(lambda: len(stack.fake.invoices()) >= 120, "B's progress")
                 proc.send_signal(signal.SIGKILL)
                 proc.wait(10)
@@ -236,7 +236,7 @@ async def test_only_the_newest_waiting_version_is_sent(settings: Settings) -> No
             await wait_until(waiting, "version 1 awaiting retry")
             await publish_envelopes(stack, cfg, bills(1, version=2) + bills(1, version=3))
             await wait_until(
-                lambda: any(3 in v for v in runner._waiting.values()), "version 3 fetched"
+                lambda: any(3 in v for v in runner.policy._waiting.values()), "version 3 fetched"
             )
             stack.fake.configure(faults={"error_rate": 0.0})
             runs = await stack.wait_final_runs(3)
@@ -273,3 +273,21 @@ async def test_fault_mix_every_run_complete_and_no_orphan(settings: Settings) ->
         assert_one_invoice_per_bill(stack, {b.id for b in items})
         for inv in stack.fake.invoices():
             assert inv["status"] == "open" and len(inv["lines"]["data"]) == 2
+
+
+async def test_a_run_that_gives_up_leaves_no_half_written_invoice(settings: Settings) -> None:
+    """The draft is created, adding its lines keeps failing until the run gives up: the
+    draft is removed (and the run says so), nothing half-written stays at Stripe."""
+    async with stripe_stack(settings) as stack:
+        await stack.credential("cred-1", KEY)
+        cfg = config("cfg-s", "STRIPE_TEST", integrationCredentialsId="cred-1")
+        await stack.configs(cfg)
+        stack.fake.configure(
+            faults={"rules": [{"path_prefix": "/v1/invoices/", "method": "POST", "count": 100}]}
+        )
+        async with stack.sink(max_attempts=3):
+            await publish_envelopes(stack, cfg, bills(1))
+            [run] = (await stack.wait_final_runs(1)).values()
+        assert run.status is RunStatus.ERROR
+        assert run.error and "removed the incomplete Stripe draft in_" in run.error
+        assert stack.fake.invoices() == []

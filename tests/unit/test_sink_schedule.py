@@ -77,3 +77,20 @@ def test_other_families_records_are_ignored() -> None:
     assert other is not None
     pending.apply(other.record.key, other.record)
     assert len(pending) == 0
+
+
+def test_a_parked_record_is_due_at_its_reset_not_at_a_boundary() -> None:
+    pending = PendingSchedule("stripe")
+    reset = datetime(2026, 11, 30, tzinfo=UTC)
+    parked = pending.collect(envelope("b-1", 1), T0, partition=2, not_before=reset)
+    assert parked is not None
+    pending.apply(parked.record.key, parked.record)
+    assert pending.due(T0 + timedelta(hours=2), lambda _: 60.0) == []
+    (due,) = pending.due(reset, lambda _: 60.0)
+    assert due.partition == 2
+    # Parked again while being delivered (the quota is still spent): a different record,
+    # so the delivered one's tombstone must not delete it.
+    again = pending.collect(envelope("b-1", 1), reset, 2, reset + timedelta(days=1))
+    assert again is not None
+    pending.apply(again.record.key, again.record)
+    assert not pending.is_current(due)
