@@ -34,6 +34,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument("--refresh-token", default=None, help="accept this refresh token (seeded)")
     parser.add_argument("--no-rate-limits", action="store_true")
+    parser.add_argument("--minute-limit", type=int, default=60, help="calls per window")
+    parser.add_argument("--window-seconds", type=float, default=60.0, help="Xero's minute")
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(list(argv))
@@ -48,6 +50,8 @@ def build(args: argparse.Namespace) -> FakeXero:
         rate_limits=not args.no_rate_limits,
         latency=args.latency_ms / 1000.0,
         clients={args.client_id: args.client_secret},
+        minute_limit=args.minute_limit,
+        window_seconds=args.window_seconds,
     )
     org = fake.add_organisation(args.name, args.tenant)
     for pair in _split(args.contacts):

@@ -157,6 +157,7 @@ class FakeXero:
         self._app_window: collections.deque[float] = collections.deque()
         self._idempotency: dict[tuple[str, str], tuple[str, int, str]] = {}
         self._admitted = asyncio.Event()
+        self._writing = asyncio.Lock()
         # Every accounting write as received: method, path, query, tenant, body, headers.
         self.requests: list[JSON] = []
         self.stats: JSON = {}
@@ -434,7 +435,10 @@ class FakeXero:
         raw = await request.read()
 
         async def handle(org: Organisation) -> web.StreamResponse:
-            return self._write_documents(request, org, kind, raw)
+            # Validation is CPU work: done off the event loop (one write at a time), so the
+            # loop admits and counts other calls when they arrive, as Xero does.
+            async with self._writing:
+                return await asyncio.to_thread(self._write_documents, request, org, kind, raw)
 
         return await self._api(request, handle)
 
@@ -719,7 +723,14 @@ class FakeXero:
         )
 
     async def _stats(self, request: web.Request) -> web.StreamResponse:
+        """Counters; `?times=1` adds when each admitted call was admitted (this process's
+        monotonic clock) and `documents` counts what the organisations hold."""
         out = {k: v for k, v in self.stats.items() if k != "admitted_at"}
+        if request.query.get("times"):
+            out["admitted_at"] = self.stats["admitted_at"]
+        out["documents"] = sum(
+            len(docs) for org in self.organisations.values() for docs in org.documents.values()
+        )
         return _json(200, out)
 
     async def _seed(self, request: web.Request) -> web.StreamResponse:

@@ -31,6 +31,7 @@ from shared.credentials import XeroCredential
 from shared.redact import scrub_secrets
 from shared.sinks.errors import AuthenticationError
 from shared.sinks.limits import RateHeaders
+from shared.sinks.locks import KeyedLocks
 from shared.sinks.token_refresh import TokenRefresher
 
 from .wire import dumps, loads
@@ -155,12 +156,20 @@ class CustomConnectionTokens:
         self.token_url = token_url
         self.timeout = timeout
         self._tokens: dict[str, tuple[str, float]] = {}  # credential id -> token, expiry
+        self._locks = KeyedLocks()  # one fetch per credential at a time
         self.fetched = 0
 
     async def access_token(self, credential: XeroCredential) -> str:
         held = self._tokens.get(credential.id)
         if held is not None and held[1] - 120 > time.monotonic():
             return held[0]
+        async with self._locks.hold(credential.id):
+            held = self._tokens.get(credential.id)  # fetched while we waited
+            if held is not None and held[1] - 120 > time.monotonic():
+                return held[0]
+            return await self._fetch(credential)
+
+    async def _fetch(self, credential: XeroCredential) -> str:
         import httpx2
         from authlib.integrations.base_client.errors import OAuthError
         from authlib.integrations.httpx_client import AsyncOAuth2Client
@@ -244,6 +253,12 @@ class XeroApi:
             )
         self.tenant = str(orgs[0]["tenantId"])
         return self.tenant
+
+    async def prepare(self) -> None:
+        """Have a valid token and the tenant before a call is counted against the limits:
+        a token fetched inside the call would make it reach Xero later than our limiter
+        booked it (at a window's edge, Xero would still count the previous burst)."""
+        await self._tenant(await self._token())
 
     async def connections(self, token: str | None = None) -> list[dict[str, Any]]:
         """`GET /connections`: the organisations this token reaches."""

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 from shared.contracts import RunStatus
 from shared.sinks.batching import Outcome
 from shared.sinks.destination import DeliveryRequest, DeliveryResult, ProviderCalls
-from shared.sinks.errors import FatalBillError, InvoiceLockedError
+from shared.sinks.errors import FatalBillError, InvoiceLockedError, SinkError
 from shared.sinks.invoice_map import InvoiceState
 
 from .client import LOOKUP_PAGE, BatchAnswer, Documents, ElementResult, XeroApi, XeroDocument
@@ -96,11 +96,16 @@ class BatchDelivery:
     """One batch (one credential, one organisation, equal settings)."""
 
     def __init__(
-        self, client: XeroApi, calls: ProviderCalls, outcomes: list[Outcome | None]
+        self,
+        client: XeroApi,
+        calls: ProviderCalls,
+        outcomes: list[Outcome | None],
+        classify: Callable[[BaseException], SinkError | None],
     ) -> None:
         self.client = client
         self.calls = calls
         self.outcomes = outcomes
+        self.classify = classify
 
     async def run(self, items: Sequence[Item]) -> None:
         await self._look_up([i for i in items if i.request.recovering])
@@ -116,6 +121,13 @@ class BatchDelivery:
     ) -> T:
         """Through the framework's call wrapper; the answer's rate headers (a 429's too)
         then steer this organisation's limiter."""
+        try:
+            await self.client.prepare()
+        except Exception as exc:  # token or connections: classified like any Xero answer
+            error = exc if isinstance(exc, SinkError) else self.classify(exc)
+            if error is None:
+                raise
+            raise error from exc
         try:
             return await self.calls.call(endpoint, fn, write=write)
         finally:
