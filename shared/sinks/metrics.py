@@ -98,6 +98,8 @@ def report_quota(
     QUOTA_REMAINING.labels(destination, credential_id, window).set(remaining)
     if limit is not None:
         QUOTA_LIMIT.labels(destination, credential_id, window).set(limit)
+
+
 INTERNAL_ERRORS = Counter(
     "billsync_sink_internal_errors_total",
     "Deliveries ended by a bug in billsync (unclassified exceptions), by exception type",

@@ -25,6 +25,7 @@ from shared.sinks.token_refresh import (
     ControlPlaneCredentials,
     ControlPlaneLink,
     TokenRefresher,
+    TokenSet,
 )
 from tests.support.builders import account, bill, line
 from tests.support.control import Api, api_for
@@ -91,12 +92,20 @@ async def test_connect_by_oauth_then_deliver_and_refresh(
     )
     stored = await source.latest("oauth-xero-cfg-x")
     assert isinstance(stored, XeroCredential) and stored.refresh_token is not None
-    # Make the stored access token look expired: the sink must refresh (and rotate) first.
-    expired = stored.model_copy(
-        update={"access_token_expires_at": datetime(2020, 1, 1, tzinfo=UTC)}
+    # The stored access token expires (as after 30 minutes): the sink must refresh, rotate
+    # and save before using the new one.
+    assert stored.access_token is not None
+    await source.save(
+        stored,
+        TokenSet(
+            stored.access_token.get_secret_value(),
+            stored.refresh_token.get_secret_value(),
+            datetime(2020, 1, 1, tzinfo=UTC),
+        ),
     )
+    expired = await source.latest("oauth-xero-cfg-x")
+    assert isinstance(expired, XeroCredential)
     refresher = TokenRefresher(source, AuthlibExchange(f"{fake.url}/connect/token"))
-    refresher.clock = lambda: datetime.now(UTC) + dt.timedelta(hours=1)  # past its 30 minutes
     destination = XeroDestination(
         fake.url, token_url=f"{fake.url}/connect/token", refresher=refresher
     )
@@ -133,4 +142,4 @@ async def test_connect_by_oauth_then_deliver_and_refresh(
     saved = await source.latest("oauth-xero-cfg-x")
     assert isinstance(saved, XeroCredential) and saved.refresh_token is not None
     assert saved.refresh_token.get_secret_value() != stored.refresh_token.get_secret_value()
-    assert saved.version == stored.version + 1  # saved through the control plane first
+    assert saved.version == expired.version + 1  # saved through the control plane first
