@@ -31,6 +31,7 @@ from shared.sinks.batching import Outcome
 from shared.sinks.destination import DeliveryRequest, DeliveryResult, ProviderCalls
 from shared.sinks.errors import FatalBillError, InvoiceLockedError, SinkError
 from shared.sinks.invoice_map import InvoiceState
+from shared.sinks.metrics import report_quota
 
 from .client import LOOKUP_PAGE, BatchAnswer, Documents, ElementResult, XeroApi, XeroDocument
 from .mapping import DocumentKind, XeroDocumentPlan, version_in
@@ -131,8 +132,14 @@ class BatchDelivery:
         try:
             return await self.calls.call(endpoint, fn, write=write)
         finally:
-            if self.client.last_headers is not None:
-                self.calls.observe(self.client.last_headers)
+            headers = self.client.last_headers
+            if headers is not None:
+                self.calls.observe(headers)
+                credential = self.client.credential.id
+                if headers.remaining_in_window is not None:
+                    report_quota("xero", credential, "minute", headers.remaining_in_window, 60)
+                if headers.remaining_today is not None:
+                    report_quota("xero", credential, "day", headers.remaining_today, 5000)
 
     def _settled(self, item: Item) -> bool:
         """False when the look-up already answers this bill (nothing to write)."""

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
 from fakes.xero import FakeXero, spec
@@ -380,6 +381,8 @@ async def test_rate_headers_steer_the_limiter_before_a_429(fake: FakeXero) -> No
         state.begin("POST /Invoices", fake.clock(), datetime.now(UTC))
         assert state.wait("POST /Invoices", fake.clock()) > 0
         assert fake.stats["rate_limited"]["minute"] == 0
+        labels = {"destination": "xero", "credential_id": "cred-11", "window": "minute"}
+        assert REGISTRY.get_sample_value("billsync_sink_provider_quota_remaining", labels) == 6
     finally:
         await sink.close()
 
