@@ -6,7 +6,7 @@ UV ?= python3 -m uv
 export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092
 
 .PHONY: setup kafka-up kafka-down up down test test-unit lint typecheck schemas check-schemas \
-        bench-router bench-stripe bench-xero soak clean
+        bench-router bench-stripe bench-paddle bench-xero bench-batching screenshots soak bench-monitor clean
 
 setup: .venv/.synced
 
@@ -56,12 +56,27 @@ bench-router: setup kafka-up
 bench-stripe: setup kafka-up
 	$(PY) -m benchmarks.stripe
 
+bench-paddle: setup kafka-up
+	$(PY) -m benchmarks.paddle
+
+# Screenshots of the console's main pages into docs/console/ (uses the running broker named
+# by KAFKA_BOOTSTRAP_SERVERS and the system Chromium: deploy/ci/install-browser.sh).
+screenshots: setup kafka-up
+	$(PY) -m tests.browser.screenshots
+
+# Batch path, limits and two instances (about 5 minutes: 2-minute batched window).
+bench-batching: setup kafka-up
+	$(PY) -m benchmarks.batching
+
 bench-xero: setup
 	$(PY) -m benchmarks.xero
 
 # Issue 7's fault soak (a few minutes): 5xx, drops after commit, kill -9, rebalances.
 soak: setup kafka-up
 	$(PY) -m benchmarks.soak
+
+bench-monitor: setup kafka-up
+	$(PY) -m benchmarks.monitor
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache .local

@@ -17,9 +17,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from pydantic import SecretStr
@@ -32,6 +33,7 @@ from shared.credentials import CredentialCipher, XeroCredential, generate_key
 from shared.credentials.store import publish_credential, seal
 from shared.kafka.producer import make_producer
 from shared.kafka.topics import delete_topics_with_prefix, ensure_topics
+from shared.logging import configure_logging
 from shared.sampledata import make_accounts, make_bills
 from shared.settings import Settings
 from shared.sinks.batching import BatchPolicy
@@ -113,13 +115,21 @@ async def namespace(name: str) -> AsyncIterator[tuple[Settings, CredentialCipher
 
 
 async def measure(
-    fake: FakeBatching, runners: list[SinkRunner], window: float, total: int
+    fake: FakeBatching,
+    runners: list[SinkRunner],
+    window: float,
+    total: int,
+    produce: Callable[[], Awaitable[None]],
 ) -> dict[str, float]:
-    """Run the sinks from the provider's first call for `window` seconds (or until every
-    bill is delivered); returns calls, invoices and 429s within it."""
+    """Start the sinks, wait until the group has settled (every partition assigned, each
+    instance holding some), produce the backlog, then measure from the provider's first
+    call for `window` seconds (or until every bill is delivered)."""
     async with contextlib.AsyncExitStack() as stack:
         for runner in runners:
             await stack.enter_async_context(running_sink(runner))
+        while not settled(runners):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        await produce()
         while fake.stats["requests"] == 0:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
         started = time.monotonic()
@@ -140,6 +150,11 @@ async def measure(
     return result
 
 
+def settled(runners: list[SinkRunner]) -> bool:
+    held = [sum(1 for p in range(6) if r.consumer.owns(p)) for r in runners]
+    return sum(held) == 6 and all(held)
+
+
 async def scenario_a(window: float, bills: int) -> dict[str, Any]:
     limits = ProviderLimits((Window(60, 60.0),), concurrent=5, daily=5000, scope=Scope.TENANT)
     out: dict[str, Any] = {}
@@ -149,11 +164,16 @@ async def scenario_a(window: float, bills: int) -> dict[str, Any]:
         try:
             async with namespace(f"batch-a-{label}") as (settings, cipher):
                 await prepare(settings, cipher)
-                await backlog(settings, [config("cfg-bench")], bills, by_credential=True)
                 dest = BatchingDestination(url, policy=BatchPolicy(size, 0.5), limits=limits)
                 runner = SinkRunner(settings, dest, OPTIONS, cipher)
                 print(f"  (a) {label}: {seconds:.0f}s window", file=sys.stderr)
-                out[label] = await measure(fake, [runner], seconds, bills)
+                out[label] = await measure(
+                    fake,
+                    [runner],
+                    seconds,
+                    bills,
+                    functools.partial(backlog, settings, [config("cfg-bench")], bills, True),
+                )
         finally:
             await fake.stop()
     return out
@@ -169,7 +189,6 @@ async def scenario_b(window: float, bills: int) -> dict[str, Any]:
             async with namespace(f"batch-b-{int(by_credential)}") as (settings, cipher):
                 await prepare(settings, cipher)
                 configs = [config(f"cfg-pair-{i}") for i in range(4)]
-                await backlog(settings, configs, bills, by_credential)
                 runners = [
                     SinkRunner(
                         settings,
@@ -180,7 +199,13 @@ async def scenario_b(window: float, bills: int) -> dict[str, Any]:
                     for _ in range(2)
                 ]
                 print(f"  (b) two instances, {label}: {window:.0f}s window", file=sys.stderr)
-                out[label] = await measure(fake, runners, window, bills)
+                out[label] = await measure(
+                    fake,
+                    runners,
+                    window,
+                    bills,
+                    functools.partial(backlog, settings, configs, bills, by_credential),
+                )
         finally:
             await fake.stop()
     return out
@@ -215,6 +240,7 @@ def report_b(b: dict[str, Any]) -> None:
 
 
 async def main() -> None:
+    configure_logging("WARNING")
     parser = argparse.ArgumentParser()
     parser.add_argument("--window", type=float, default=120.0, help="(a) batched window, s")
     parser.add_argument("--pair-window", type=float, default=30.0, help="(b) window, s")

@@ -61,6 +61,14 @@ class MemorySampler:
         self._thread.join(1)
         return self.peak_rss
 
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time the process has used so far."""
+        try:
+            times = psutil.Process(self.pid).cpu_times()
+        except psutil.NoSuchProcess:
+            return float("nan")
+        return float(times.user + times.system)
+
 
 def spawn(module: str, settings: Settings, **extra: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
@@ -88,13 +96,27 @@ async def wait_committed(
     bootstrap: str, group: str, topics: set[str], total: int, label: str, timeout: float = 900
 ) -> float:
     """Seconds until the group has committed `total` records; prints progress."""
+    return (await drain_rate(bootstrap, group, topics, total, label, timeout))[0]
+
+
+async def drain_rate(
+    bootstrap: str, group: str, topics: set[str], total: int, label: str, timeout: float = 900
+) -> tuple[float, float]:
+    """(seconds until the group has committed `total` records, records/s from its first
+    commit to its last): the rate leaves out the group join (several seconds for a new
+    group), which would otherwise dominate a small backlog. Prints progress."""
     started = time.monotonic()
     last_print = 0.0
+    first: tuple[float, int] | None = None
     while True:
         done = await committed_total(bootstrap, group, topics)
         now = time.monotonic()
+        if first is None and done > 0:
+            first = (now, done)
         if done >= total:
-            return now - started
+            assert first is not None
+            rate = (done - first[1]) / (now - first[0]) if now > first[0] else float("nan")
+            return now - started, rate
         if now - last_print > 5:
             print(f"  {label}: {done:,}/{total:,} committed", file=sys.stderr)
             last_print = now

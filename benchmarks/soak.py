@@ -44,6 +44,7 @@ from shared.contracts import (
 )
 from shared.credentials import CredentialAdapter, CredentialCipher, generate_key
 from shared.credentials.store import publish_credential, seal
+from shared.kafka.client_options import kafka_options
 from shared.kafka.producer import make_producer
 from shared.kafka.topics import delete_topics_with_prefix, ensure_topics
 from shared.sampledata import make_accounts, make_bills
@@ -114,7 +115,7 @@ async def final_runs(settings: Settings) -> dict[str, IntegrationRun]:
     """The last record of every run on integration-results (the sink's own final word)."""
     topic = settings.topics.name("integration_results")
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **kafka_options(settings.kafka_bootstrap_servers),
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -142,7 +143,7 @@ async def final_runs(settings: Settings) -> dict[str, IntegrationRun]:
 async def offsets(settings: Settings, group: str) -> tuple[int, int]:
     """(committed, end) summed over the dispatch topic's partitions."""
     topic = settings.topics.dispatch("stripe")
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, group_id=group)
+    consumer = AIOKafkaConsumer(**kafka_options(settings.kafka_bootstrap_servers), group_id=group)
     await consumer.start()
     try:
         tps = await partitions(consumer, topic)

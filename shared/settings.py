@@ -32,6 +32,7 @@ class TopicNames(BaseSettings):
     credentials: str = "integration-credentials"
     # Services' own state (compacted): see shared/kafka/topics.py for each one's policy.
     monitor_state: str = "monitor-state"
+    monitor_webhooks: str = "monitor-webhooks"
     webhook_events: str = "stripe-webhook-events"
     sink_schedule: str = "sink-schedule"
     sink_leases: str = "sink-leases"

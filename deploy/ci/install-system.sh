@@ -21,3 +21,4 @@ fi
 bash "$(dirname "${BASH_SOURCE[0]}")/install-stripe-mock.sh"
 bash "$(dirname "${BASH_SOURCE[0]}")/install-prometheus.sh"
 bash "$(dirname "${BASH_SOURCE[0]}")/install-kustomize.sh"
+bash "$(dirname "${BASH_SOURCE[0]}")/install-browser.sh"

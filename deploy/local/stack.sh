@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The local stack: broker, topics, fake Stripe, router, sinks, control plane, monitor,
+# The local stack: broker, topics, fake Stripe, local Paddle, router, sinks, control plane, monitor,
 # sample configurations, credentials and bills. `stack.sh up` returns once everything is
 # running (services keep running in the background); `stack.sh down` stops them.
 set -euo pipefail
@@ -9,14 +9,22 @@ state="$root/.local/stack"
 logs="$state/logs"
 py="$root/.venv/bin/python"
 billsync="$root/.venv/bin/billsync"
+# The encryption key, the database and the logs are for this user only: everything the
+# stack writes is created owner-only, and files an older version left open are closed.
+umask 077
 mkdir -p "$logs"
+chmod 700 "$root/.local" "$state" "$logs"
+chmod 600 "$state"/credentials.key "$state"/billsync.db* "$logs"/*.log 2>/dev/null || true
 
 export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092}"
-if [[ ! -f "$state/credentials.key" ]]; then "$billsync" credentials keygen > "$state/credentials.key"; fi
+if [[ ! -f "$state/credentials.key" ]]; then
+  "$billsync" credentials keygen --out "$state/credentials.key" >/dev/null
+fi
 export BILLSYNC_CREDENTIALS_KEY="$(cat "$state/credentials.key")"
 export BILLSYNC_STRIPE_API_BASE="http://127.0.0.1:12111"
-export BILLSYNC_XERO_API_BASE="http://127.0.0.1:12112"
-export BILLSYNC_XERO_TOKEN_URL="http://127.0.0.1:12112/connect/token"
+export BILLSYNC_PADDLE_SANDBOX_API_BASE="http://127.0.0.1:12112"
+export BILLSYNC_XERO_API_BASE="http://127.0.0.1:12113"
+export BILLSYNC_XERO_TOKEN_URL="http://127.0.0.1:12113/connect/token"
 export BILLSYNC_CONTROL_URL="http://127.0.0.1:8700"
 export BILLSYNC_CONTROL_ADMIN_TOKENS='["local-admin-token"]'
 export BILLSYNC_CONTROL_READ_TOKENS='["local-read-token"]'
@@ -45,6 +53,26 @@ wait_http() {  # wait_http URL NAME
   return 1
 }
 
+paddle_ids() {  # paddle_ids PREFIX: the local Paddle ids of the 12 sample accounts
+  for n in $(seq 1 12); do printf '%s_local%021d\n' "$1" "$n"; done
+}
+
+paddle_mappings() {  # Customer, Address, Business mappings of acc-0001..12 (idempotent)
+  local n acc table prefix
+  for n in $(seq 1 12); do
+    acc=$(printf 'acc-%04d' "$n")
+    for table in Customer:ctm Address:add Business:biz; do
+      prefix=${table#*:}; table=${table%%:*}
+      curl -sS -o /dev/null -X POST http://127.0.0.1:8700/externalmappings \
+        -H "Authorization: Bearer $BILLSYNC_CONTROL_TOKEN" -H 'Content-Type: application/json' \
+        -d "{\"id\": \"map-paddle-$acc-$table\", \"externalSystem\": \"Paddle\",
+             \"externalTable\": \"$table\", \"externalId\": \"$(printf '%s_local%021d' "$prefix" "$n")\",
+             \"m3terEntity\": \"Account\", \"m3terId\": \"$acc\"}"
+    done
+  done
+  echo "  Paddle external mappings for acc-0001..acc-0012 created"
+}
+
 up() {
   deploy/kafka/scripts/kafka.sh up
   "$billsync" topics create >/dev/null
@@ -57,28 +85,37 @@ up() {
     --webhook-url http://127.0.0.1:8090/webhooks/stripe/cfg-stripe-us \
     --webhook-secret whsec_local_billsync
   wait_http http://127.0.0.1:12111/_fake/stats fake-stripe
+  # The local Paddle (sandbox): one customer, address and business per sample account.
+  start fake-paddle 12112 "$py" -m fakes.paddle --port 12112 \
+    --keys pdl_sdbx_apikey_local_billsync --customers "$(paddle_ids ctm | paste -sd, -)"
+  wait_http http://127.0.0.1:12112/_fake/stats fake-paddle
   # The local Xero: one organisation reached by a Custom Connection (client credentials).
-  start fake-xero 12112 "$py" -m fakes.xero --port 12112 \
+  start fake-xero 12113 "$py" -m fakes.xero --port 12113 \
     --custom-client-id local-xero-custom --custom-client-secret local-xero-secret
-  wait_http http://127.0.0.1:12112/_fake/stats fake-xero
+  wait_http http://127.0.0.1:12113/_fake/stats fake-xero
   "$billsync" credentials apply deploy/local/credentials.yaml
   start control 8700 "$billsync" control
   wait_http http://127.0.0.1:8700/health control
   "$billsync" configs apply deploy/local/configs.yaml   # through the control plane
+  paddle_mappings
   start router 9301 "$billsync" router
   start stripe-sink 9302 "$billsync" stripe-sink
+  start paddle-sink 9304 "$billsync" paddle-sink
   start monitor 9303 "$billsync" monitor
-  start xero-sink 9304 "$billsync" xero-sink
+  start xero-sink 9305 "$billsync" xero-sink
   start webhooks 8090 "$billsync" webhooks
   start prometheus 9090 deploy/prometheus/local.sh "$state"   # scrapes every service, alert rules loaded
   wait_http http://127.0.0.1:9301/health router
   wait_http http://127.0.0.1:9302/health stripe-sink
-  wait_http http://127.0.0.1:9304/health xero-sink
+  wait_http http://127.0.0.1:9304/health paddle-sink
+  wait_http http://127.0.0.1:9305/health xero-sink
   "$billsync" produce-sample --accounts 12 --bills 40 --lines 12
   echo
   echo "Give it a few seconds, then look at:"
+  echo "  the web console:                http://127.0.0.1:8700/console/  (sign in with the token local-admin-token, or local-read-token to look only)"
   echo "  invoices in the local Stripe:   curl -s http://127.0.0.1:12111/_fake/state | python3 -m json.tool | less"
-  echo "  invoices in the local Xero:     curl -s http://127.0.0.1:12112/_fake/state | python3 -m json.tool | less"
+  echo "  transactions in the local Paddle: curl -s http://127.0.0.1:12112/_fake/state | python3 -m json.tool | less"
+  echo "  invoices in the local Xero:     curl -s http://127.0.0.1:12113/_fake/state | python3 -m json.tool | less"
   echo "  router metrics:                 curl -s http://127.0.0.1:9301/metrics | grep billsync_router"
   echo "  Stripe sink metrics:            curl -s http://127.0.0.1:9302/metrics | grep billsync_sink"
   echo "  integration runs (API):         curl -s -H 'Authorization: Bearer local-read-token' http://127.0.0.1:8700/integrationruns"

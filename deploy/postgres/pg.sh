@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Throwaway PostgreSQL cluster for tests and local runs (Debian's postgresql packages;
 # installs nothing). Data lives in the git-ignored .local/pg; listens on 127.0.0.1 only.
+# As root, when the `postgres` user cannot enter the clone (any clone under /root), the
+# data goes to /var/tmp/billsync-pg-<hash of the clone's path> instead (owner-only).
+# BILLSYNC_PG_DIR overrides both.
 #   pg.sh up      initdb (once), start, create the `billsync` database, print its URL
 #   pg.sh down    stop (a stopped cluster is not an error)
 #   pg.sh status  exit 0 when the server answers
@@ -9,7 +12,19 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-base="${BILLSYNC_PG_DIR:-$root/.local/pg}"
+
+# Where the cluster lives: the same answer for up, down, status and url of one clone.
+default_base() {
+  local in_clone="$root/.local/pg" probe="$root"
+  [[ -d "$root/.local" ]] && probe="$root/.local"
+  [[ -d "$in_clone" ]] && probe="$in_clone"
+  if [[ $(id -u) -ne 0 ]] || (cd / && runuser -u postgres -- test -x "$probe"); then
+    echo "$in_clone"
+  else
+    echo "/var/tmp/billsync-pg-$(printf '%s' "$root" | sha256sum | cut -c1-12)"
+  fi
+}
+base="${BILLSYNC_PG_DIR:-$(default_base)}"
 data="$base/data"
 sock="$base/run"
 logfile="$base/postgres.log"
@@ -33,7 +48,7 @@ if [[ $(id -u) -eq 0 ]]; then owner=postgres; fi
 
 as_owner() {
   if [[ $(id -u) -eq 0 ]]; then
-    runuser -u postgres -- "$@"
+    (cd / && runuser -u postgres -- "$@")  # the clone may be a folder postgres cannot enter
   else
     "$@"
   fi
@@ -44,10 +59,18 @@ url() { echo "postgresql+asyncpg://$owner@127.0.0.1:$port/$db"; }
 answers() { "$bin/pg_isready" -q -h 127.0.0.1 -p "$port"; }
 
 up() {
-  mkdir -p "$base" "$sock"
+  if [[ $(id -u) -eq 0 && -d "$base" ]]; then
+    local found
+    found="$(stat -c %U "$base")"
+    if [[ $found != postgres && $found != root ]]; then
+      echo "pg: $base belongs to $found, not postgres; remove it or set BILLSYNC_PG_DIR" >&2
+      exit 1
+    fi
+  fi
+  mkdir -p -m 0700 "$base" "$sock"
   if [[ $(id -u) -eq 0 ]]; then
     chown postgres: "$base" "$sock"
-    if ! runuser -u postgres -- test -w "$base"; then
+    if ! (cd / && runuser -u postgres -- test -w "$base"); then
       echo "pg: the postgres user cannot reach $base; set BILLSYNC_PG_DIR elsewhere" >&2
       exit 1
     fi
@@ -66,6 +89,7 @@ up() {
       "SELECT 1 FROM pg_database WHERE datname='$db'" | grep -q 1; then
     as_owner "$bin/createdb" -h 127.0.0.1 -p "$port" -U "$owner" "$db"
   fi
+  echo "pg: data in $base" >&2
   url
 }
 

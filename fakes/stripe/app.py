@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import customers, invoices, items, transitions
+from . import balance, customers, invoices, items, transitions
 from .context import Endpoint
 from .core import Core
 from .errors import StripeError
@@ -19,6 +19,7 @@ ENDPOINTS: list[Endpoint] = [
     *invoices.ENDPOINTS,
     *transitions.ENDPOINTS,
     *items.ENDPOINTS,
+    *balance.ENDPOINTS,
 ]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

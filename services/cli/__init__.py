@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from importlib.metadata import PackageNotFoundError, version
 
 from shared.logging import configure_logging
 from shared.settings import get_settings
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="billsync", description="Route usage-based bills from Kafka to billing providers."
     )
+    parser.add_argument("--version", action="version", version=f"billsync {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_services(sub)
     topics = sub.add_parser("topics", help="manage Kafka topics")
@@ -54,8 +56,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    try:
+        return version("billsync")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def main(argv: list[str] | None = None) -> None:
-    configure_logging(get_settings().log_level)
+    # Tools print their results on stdout; their log lines go to stderr. A service started
+    # from here configures its own logging (to stdout) again.
+    configure_logging(get_settings().log_level, stream=sys.stderr)
     parser = build_parser()
     args = parser.parse_args(argv)
-    sys.exit(args.func(args))
+    sys.exit(_run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Exit codes: 0 done, 1 failed, 2 refused input, 130 interrupted. Errors go to
+    stderr as a sentence; an unexpected one is logged (one JSON line) by the excepthook."""
+    from aiokafka.errors import KafkaError
+
+    try:
+        code: int = args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except KafkaError as exc:
+        print(
+            f"billsync: error: Kafka: {type(exc).__name__} (is the broker at "
+            f"{get_settings().kafka_bootstrap_servers} reachable? KAFKA_BOOTSTRAP_SERVERS)",
+            file=sys.stderr,
+        )
+        return 1
+    return code

@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pydantic
-import yaml
 
-from services.cli.output import print_json, print_table
+from services.cli.files import FileProblem, load_yaml
+from services.cli.output import error, print_json, print_table
 from services.control.cli_common import client, handled, show
 from services.control.client import ControlClient, ControlError
-from shared.contracts import IntegrationConfig, IntegrationConfigAdapter, parse_config
+from services.control.validation import as_json
+from shared.contracts import IntegrationConfig, IntegrationConfigAdapter
 from shared.kafka.producer import make_producer
 from shared.kafka.table import read_snapshot
 from shared.kafka.topics import ensure_topics
@@ -30,9 +31,9 @@ class ConfigFileError(ValueError):
 def load_config_file(path: Path) -> list[IntegrationConfig]:
     """Validate every configuration in a YAML or JSON file; all errors are reported at once."""
     try:
-        raw = yaml.safe_load(path.read_text())  # YAML is a superset of JSON
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigFileError(f"{path}: cannot read: {exc}") from exc
+        raw = load_yaml(path)
+    except FileProblem as exc:
+        raise ConfigFileError(str(exc)) from None
     items = raw if isinstance(raw, list) else [raw]
     if not items or not all(isinstance(i, dict) for i in items):
         raise ConfigFileError(f"{path}: expected a list of configuration objects")
@@ -41,7 +42,7 @@ def load_config_file(path: Path) -> list[IntegrationConfig]:
     for index, item in enumerate(items):
         label = f"configuration #{index + 1} ({item.get('id', 'no id')})"
         try:
-            configs.append(parse_config(item))
+            configs.append(IntegrationConfigAdapter.validate_json(as_json(item), strict=True))
         except pydantic.ValidationError as exc:
             for err in exc.errors():
                 loc = ".".join(str(p) for p in err["loc"])
@@ -88,7 +89,7 @@ def _apply(args: argparse.Namespace) -> int:
     try:
         configs = load_config_file(Path(args.file))
     except ConfigFileError as exc:
-        print(f"error: {exc}")
+        error(f"error: {exc}")
         return 2
     api = None if args.direct else _api()
     if api is None:
@@ -101,7 +102,7 @@ def _apply(args: argparse.Namespace) -> int:
 def _apply_via_api(api: ControlClient, configs: list[IntegrationConfig], path: Path) -> int:
     """Create what is new, update what exists (with its current version); report each.
     The file's own text is sent, so fields it leaves out keep the server's values."""
-    raw = yaml.safe_load(path.read_text())
+    raw = load_yaml(path)
     bodies = {item["id"]: item for item in (raw if isinstance(raw, list) else [raw])}
     failed = 0
     for config in configs:
@@ -109,7 +110,7 @@ def _apply_via_api(api: ControlClient, configs: list[IntegrationConfig], path: P
             print(f"{config.id}: {_upsert(api, config.id, bodies[config.id])}")
         except ControlError as exc:
             failed += 1
-            print(f"{config.id}: {exc.describe()}")
+            error(f"{config.id}: {exc.describe()}")
     return 1 if failed else 0
 
 
@@ -166,11 +167,12 @@ def _one(args: argparse.Namespace) -> int:
         show(args, api.request("POST", path + "/credential", body), COLUMNS)
     elif sub == "disconnect":
         show(args, api.request("DELETE", path + "/credential"), COLUMNS)
-    elif sub == "connection":
+    elif sub in {"connection", "verify"}:
+        method, where = ("GET", "") if sub == "connection" else ("POST", "/verify")
         show(
             args,
-            api.request("GET", path + "/connection"),
-            ["status", "integrationCredentialsId", "reason"],
+            api.request(method, path + "/connection" + where),
+            ["status", "integrationCredentialsId", "lastVerifiedAt", "reason"],
         )
     elif sub == "history":
         show(
@@ -202,7 +204,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         ("delete", "delete a configuration"),
         ("connect", "attach a credential (Add/Update Credential)"),
         ("disconnect", "detach its credential"),
-        ("connection", "CONNECTED or NOT_CONNECTED, and why"),
+        ("connection", "whether its credential works: status, when verified, and why not"),
+        ("verify", "verify its credential now (one cheap call to the provider)"),
         ("history", "who changed its state, and why"),
         ("oauth", "print the provider URL that connects it (Stripe Connect, Xero)"),
     ):

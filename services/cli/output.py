@@ -1,10 +1,15 @@
-"""Readable tables for people, JSON for scripts."""
+"""Readable tables for people, JSON for scripts. Results go to stdout; errors and notes
+about the output (a value cut short) go to stderr."""
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from typing import Any
+
+MAX_CELL = 60
+CUT = "…"
 
 
 def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
@@ -16,6 +21,16 @@ def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
     print("  ".join(col.upper().ljust(w) for col, w in zip(columns, widths, strict=True)))
     for r in cells:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+    cut = [col for i, col in enumerate(columns) if any(r[i].endswith(CUT) for r in cells)]
+    if cut:
+        error(
+            f"note: values ending in {CUT} were cut to {MAX_CELL} characters "
+            f"({', '.join(cut)}); --json prints them whole"
+        )
+
+
+def error(message: str) -> None:
+    print(message, file=sys.stderr)
 
 
 def print_json(data: Any) -> None:
@@ -27,5 +42,5 @@ def _cell(value: Any) -> str:
         return "-"
     if isinstance(value, (list, tuple)):
         return ",".join(str(v) for v in value) or "-"
-    text = str(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    text = " ".join(str(value).split())  # one line per row, whatever the value holds
+    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + CUT

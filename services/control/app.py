@@ -8,6 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 import shared.buildinfo  # noqa: F401  (billsync_build_info on /metrics)
 from services.control import (
     configs_api,
+    console,
     credentials_api,
     events,
     mappings,
@@ -50,8 +51,12 @@ async def _metrics(_: web.Request) -> web.Response:
 def create_app(ctx: ControlContext) -> web.Application:
     auth = TokenAuth(ctx.control.admin_tokens, ctx.control.read_tokens)
     app = web.Application(
-        middlewares=[middleware.observe, middleware.errors, auth.middleware()],
-        client_max_size=1024 * 1024,
+        middlewares=[
+            middleware.observe,
+            middleware.errors,
+            console.skip_console(auth.middleware()),  # the console checks its own sessions
+        ],
+        client_max_size=middleware.MAX_BODY_BYTES,
     )
     app[CTX] = ctx
     app.add_routes(
@@ -63,4 +68,5 @@ def create_app(ctx: ControlContext) -> web.Application:
     )
     for module in (configs_api, credentials_api, mappings, runs, events, resend, oauth):
         app.add_routes(module.routes())
+    console.setup(app, auth)
     return app

@@ -32,8 +32,11 @@ ROLE = web.RequestKey("billsync_role", Role)
 
 def _is_open(request: web.Request) -> bool:
     path = request.path
-    # The OAuth callback is reached by the user's browser; its signed state authorises it.
-    return path in OPEN_PATHS or (path.startswith("/oauth/") and path.endswith("/callback"))
+    # The OAuth begin and callback are reached by the user's browser; the signed, recorded,
+    # single-use state (and the cookie `begin` sets) authorises them.
+    return path in OPEN_PATHS or (
+        path.startswith("/oauth/") and path.endswith(("/begin", "/callback"))
+    )
 
 
 def _needs_admin(request: web.Request) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from services.cli.output import error
 from services.control.cli_common import client, handled, json_flag, read_body, show
 
 CONFIG_COLUMNS = ["id", "name", "destination", "enabled", "version", "integrationCredentialsId"]
@@ -69,7 +70,7 @@ def _resend(args: argparse.Namespace) -> int:
         show(args, result, ["runId", "entityId", "integrationConfigId", "replayId"])
         return 0
     if not args.config or not args.since:
-        print("error: give RUN_ID, or --config ID and --since TIME")
+        error("error: give RUN_ID, or --config ID and --since TIME")
         return 2
     result = api.request(
         "POST", f"/integrationconfigs/{args.config}/resend-failed", query={"since": args.since}

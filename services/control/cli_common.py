@@ -8,9 +8,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from services.cli.output import print_json, print_table
+from services.cli.files import FileProblem, load_yaml
+from services.cli.output import error, print_json, print_table
 from services.control.client import ControlClient, ControlError
 
 Command = Callable[[argparse.Namespace], int]
@@ -26,15 +25,19 @@ def client() -> ControlClient:
 
 
 def handled(command: Callable[[argparse.Namespace], int]) -> Command:
-    """Print an API refusal readably and exit 1 (2 for a refused request body)."""
+    """Print an API refusal (or an unreadable file) on stderr and exit 1 (2 for input
+    refused: a request body or a file)."""
 
     @functools.wraps(command)
     def run(args: argparse.Namespace) -> int:
         try:
             return command(args)
         except ControlError as exc:
-            print(exc.describe())
+            error(exc.describe())
             return 2 if exc.code == "validation_error" else 1
+        except FileProblem as exc:
+            error(f"error: {exc}")
+            return 2
 
     return run
 
@@ -50,7 +53,7 @@ def show(args: argparse.Namespace, data: Any, columns: Sequence[str]) -> None:
 
 def read_body(path: str) -> dict[str, Any]:
     """A YAML or JSON object from a file (secrets stay out of the shell history)."""
-    data = yaml.safe_load(Path(path).read_text())
+    data = load_yaml(Path(path))
     if not isinstance(data, dict):
         raise ControlError(0, "validation_error", f"{path}: expected one object", [])
     return data

@@ -8,11 +8,12 @@ from typing import Any
 
 from aiohttp import web
 
+from services.control import connections
 from services.control.auth import actor_of
 from services.control.context import CTX, ControlContext
 from services.control.errors import validation_error
 from services.control.params import boolean, json_object, one_of, page_by_id
-from services.control.validation import DESTINATIONS, credential_problem, parse_checked
+from services.control.validation import DESTINATIONS, parse_checked
 from shared.contracts import IntegrationConfig
 
 
@@ -86,8 +87,11 @@ async def delete(request: web.Request) -> web.Response:
     raw = request.query.get("version")
     expected = None
     if raw is not None:
-        if not raw.isdigit():
-            raise validation_error("version must be a whole number")
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
+            raise validation_error(
+                "version must be a whole number: the version you are deleting",
+                [{"field": "version", "message": "a whole number"}],
+            )
         expected = int(raw)
     config = await _ctx(request).configs.delete(
         request.match_info["id"], actor_of(request), expected
@@ -134,11 +138,19 @@ async def attach_credential(request: web.Request) -> web.Response:
             "integrationCredentialsId is required",
             [{"field": "integrationCredentialsId", "message": "required"}],
         )
-    problem = credential_problem(current.destination, cred_id, ctx.credentials.get(cred_id))
-    if problem:
-        raise validation_error(problem, [{"field": "integrationCredentialsId", "message": problem}])
-    config = await attach(ctx, current.id, cred_id, actor_of(request))
+    config = await connect(ctx, current, cred_id, actor_of(request))
     return web.json_response(config.to_wire())
+
+
+async def connect(
+    ctx: ControlContext, current: IntegrationConfig, cred_id: str, actor: str
+) -> IntegrationConfig:
+    """Connecting verifies: one cheap authenticated call, and the key's mode (see
+    connections.py). A refused key is not attached."""
+    check = await connections.verify(ctx, current, cred_id)
+    if not check.ok:
+        raise connections.refusal(check)
+    return await attach(ctx, current.id, cred_id, actor)
 
 
 async def attach(
@@ -159,23 +171,21 @@ async def detach_credential(request: web.Request) -> web.Response:
     return web.json_response(config.to_wire())
 
 
-def connection_status(ctx: ControlContext, config: IntegrationConfig) -> dict[str, Any]:
-    cred_id = config.integration_credentials_id
-    if not cred_id:
-        return {
-            "status": "NOT_CONNECTED",
-            "reason": "no credential is attached",
-            "integrationCredentialsId": None,
-        }
-    problem = credential_problem(config.destination, cred_id, ctx.credentials.get(cred_id))
-    if problem:
-        return {"status": "NOT_CONNECTED", "reason": problem, "integrationCredentialsId": cred_id}
-    return {"status": "CONNECTED", "reason": None, "integrationCredentialsId": cred_id}
-
-
 async def connection(request: web.Request) -> web.Response:
     ctx = _ctx(request)
-    return web.json_response(connection_status(ctx, ctx.configs.require(request.match_info["id"])))
+    config = ctx.configs.require(request.match_info["id"])
+    return web.json_response(await connections.status(ctx, config))
+
+
+async def verify_connection(request: web.Request) -> web.Response:
+    """Check the attached credential now; a failed check is an answer (FAILED), not an
+    error."""
+    ctx = _ctx(request)
+    config = ctx.configs.require(request.match_info["id"])
+    if not config.integration_credentials_id:
+        raise validation_error("no credential is attached: attach one first")
+    await connections.verify(ctx, config, config.integration_credentials_id)
+    return web.json_response(await connections.status(ctx, config))
 
 
 async def changes(request: web.Request) -> web.Response:
@@ -211,5 +221,6 @@ def routes() -> list[web.RouteDef]:
         web.post(base + "/{id}/credential", attach_credential),
         web.delete(base + "/{id}/credential", detach_credential),
         web.get(base + "/{id}/connection", connection),
+        web.post(base + "/{id}/connection/verify", verify_connection),
         web.get(base + "/{id}/changes", changes),
     ]

@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from pydantic.alias_generators import to_camel
 
 from services.control.errors import conflict, not_found, pydantic_details, validation_error
+from services.control.validation import as_json
 from shared.credentials import (
     Credential,
     CredentialAdapter,
@@ -62,6 +63,10 @@ class CredentialWriter:
             raise not_found("integration credential", credential_id)
         return stored
 
+    def unsealed(self, stored: StoredCredential) -> Credential:
+        """The credential with its secrets, for a verifier's one call: never returned."""
+        return unseal(stored, self._cipher)
+
     def all(self) -> list[StoredCredential]:
         return sorted(self.table.values(), key=lambda c: c.id)
 
@@ -83,6 +88,13 @@ class CredentialWriter:
         async with self._lock:
             stored = self.require(credential_id)
             expected = body.pop("version", None)
+            if expected is not None and (
+                not isinstance(expected, int) or isinstance(expected, bool)
+            ):
+                raise validation_error(
+                    "version must be a whole number: the version you are rotating",
+                    [{"field": "version", "message": "a whole number"}],
+                )
             if expected is not None and expected != stored.version:
                 raise conflict(
                     f"integration credential {credential_id!r} is at version {stored.version}, "
@@ -175,7 +187,7 @@ def parse_credential(body: dict[str, Any]) -> Credential:
             [{"field": "type", "message": "one of " + ", ".join(sorted(TYPES))}],
         )
     try:
-        return CredentialAdapter.validate_python(body)
+        return CredentialAdapter.validate_json(as_json(body), strict=True)
     except pydantic.ValidationError as exc:
         details = pydantic_details(exc, TYPES)
         raise validation_error(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from typing import Any
 
@@ -26,8 +27,17 @@ def validation_error(message: str, details: list[dict[str, Any]] | None = None) 
     return ApiError(400, "validation_error", message, details)
 
 
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_.:@+\-]{1,200}")
+
+
+def quoted_id(key: str) -> str:
+    """An id for a message, quoted; anything that is not id-shaped (a pasted secret, a
+    megabyte of text, control characters) is named, not echoed."""
+    return repr(key) if _PLAIN_ID.fullmatch(key) else "(the id given)"
+
+
 def not_found(kind: str, key: str) -> ApiError:
-    return ApiError(404, "not_found", f"{kind} {key!r} does not exist")
+    return ApiError(404, "not_found", f"{kind} {quoted_id(key)} does not exist")
 
 
 def conflict(message: str) -> ApiError:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 
 from aiohttp import web
@@ -52,7 +51,7 @@ class ControlPlane:
             credentials=CredentialWriter(settings, producer, cipher),
             mappings=MappingWriter(settings, producer),
             users=UserDirectory.load(control.users_file),
-            oauth=OAuthService(control),
+            oauth=OAuthService(control, store.engine),
             ingester=ResultsIngester(settings, store, producer, control.consumer_group),
         )
         self._runner: web.AppRunner | None = None
@@ -123,9 +122,6 @@ async def serve(settings: Settings, control: ControlSettings) -> None:
 def main() -> None:
     settings = get_settings()
     configure_logging(settings.log_level, service="control")
-    # Their DEBUG lines are unstructured and carry SQL parameters: keep them out of the log.
-    for noisy in ("aiosqlite", "asyncpg", "sqlalchemy"):
-        logging.getLogger(noisy).setLevel(max(logging.INFO, logging.root.level))
     try:
         asyncio.run(serve(settings, ControlSettings()))
     except (ConfigurationError, MissingKeyError) as exc:

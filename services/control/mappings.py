@@ -15,6 +15,7 @@ from services.control.auth import actor_of
 from services.control.context import CTX
 from services.control.errors import conflict, not_found, pydantic_details, validation_error
 from services.control.params import json_object, page_by_id
+from services.control.validation import as_json
 from shared.contracts import ExternalMapping, ExternalSystem
 from shared.contracts.base import StrictWireModel
 from shared.kafka.table import CompactedTable
@@ -129,7 +130,7 @@ def _lookup_key(m: ExternalMapping) -> tuple[str, str, str, str | None]:
 
 def _parse(body: dict[str, Any]) -> MappingBody:
     try:
-        return MappingBody.model_validate(body)
+        return MappingBody.model_validate_json(as_json(body), strict=True)
     except pydantic.ValidationError as exc:
         details = pydantic_details(exc)
         raise validation_error(
@@ -143,7 +144,7 @@ def _checked(request: web.Request, body: dict[str, Any]) -> MappingBody:
     if parent and request.app[CTX].configs.get(parent) is None:
         raise validation_error(
             "the parent configuration does not exist",
-            [{"field": "integrationConfigId", "message": f"no configuration {parent!r}"}],
+            [{"field": "integrationConfigId", "message": "no such configuration"}],
         )
     return parsed
 

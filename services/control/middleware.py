@@ -20,7 +20,12 @@ REQUESTS = Counter(
 LATENCY = Histogram(
     "billsync_control_request_seconds", "Control-plane API latency", ["method", "route"]
 )
+MAX_BODY_BYTES = 1024 * 1024  # the largest body the API reads (aiohttp answers 413 above)
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "validation_error"}
+_MESSAGES = {
+    404: "no such path",
+    413: "the body is larger than {limit} bytes; send a smaller request",
+}
 
 
 def _route(request: web.Request) -> str:
@@ -75,7 +80,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status < 400:
             raise  # redirects
         code = _HTTP_CODES.get(exc.status, "bad_request")
-        message = "no such path" if exc.status == 404 else exc.reason
+        message = _MESSAGES.get(exc.status, exc.reason).format(limit=MAX_BODY_BYTES)
         allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
         return error_response(ApiError(exc.status, code, message), allow)
     except Exception:

@@ -1,9 +1,11 @@
 """OAuth authorization-code flows that connect a configuration: Stripe Connect and Xero.
 
-`start` returns the provider's authorize URL with a signed state naming the configuration;
-the provider sends the browser to `callback`, which exchanges the code at the provider's
-token URL, stores the tokens as an encrypted credential and attaches it. Token responses
-are secrets: they are never logged or returned."""
+`start` (an admin) records a signed state naming the configuration and returns the URL the
+user's browser opens: our own `begin`, which binds the state to that browser (a cookie)
+and redirects to the provider. The provider sends the browser to `callback`, which claims
+the state (once, durably: see oauth_state.py), exchanges the code at the provider's token
+URL, stores the tokens as an encrypted credential and attaches it. A failed exchange
+releases the state. Token responses are secrets: they are never logged or returned."""
 
 from __future__ import annotations
 
@@ -15,11 +17,19 @@ from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.control import connections
 from services.control.configs_api import attach
 from services.control.context import CTX, ControlContext
 from services.control.errors import ApiError, provider_error, validation_error
-from services.control.oauth_state import StateError, StateSigner
+from services.control.oauth_state import (
+    SESSION_COOKIE,
+    State,
+    StateError,
+    StateLedger,
+    StateSigner,
+)
 from services.control.settings import ControlSettings
 from shared.contracts import Destination
 from shared.credentials import Credential, StripeCredential, XeroCredential
@@ -31,11 +41,12 @@ _ERROR_CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 
 class OAuthService:
-    def __init__(self, control: ControlSettings) -> None:
+    def __init__(self, control: ControlSettings, engine: AsyncEngine) -> None:
         self.control = control
         secret = control.oauth_state_secret
         raw = secret.get_secret_value().encode() if secret else os.urandom(32)
         self.states = StateSigner(raw, control.oauth_state_ttl_seconds)
+        self.ledger = StateLedger(engine)
         self.base_url = control.base_url()
         self._session: aiohttp.ClientSession | None = None
 
@@ -49,9 +60,12 @@ class OAuthService:
     def redirect_uri(self, provider: str) -> str:
         return f"{self.base_url}/oauth/{provider}/callback"
 
-    def authorize_url(self, provider: str, config_id: str) -> str:
+    def begin_url(self, provider: str, state: str) -> str:
+        return f"{self.base_url}/oauth/{provider}/begin?{urlencode({'state': state})}"
+
+    def authorize_url(self, provider: str, state: str) -> str:
+        """The provider's authorize URL carrying `state` (refused when not configured)."""
         c = self.control
-        state = self.states.issue(provider, config_id)
         if provider == "stripe":
             if not c.stripe_connect_client_id or not c.stripe_connect_secret_key:
                 raise _not_configured("Stripe Connect", "STRIPE_CONNECT_CLIENT_ID/_SECRET_KEY")
@@ -171,7 +185,8 @@ def _provider(request: web.Request) -> str:
     provider = request.match_info["provider"]
     if provider not in PROVIDERS:
         raise validation_error(
-            "provider must be stripe or xero", [{"field": "provider", "message": provider}]
+            "provider must be stripe or xero",
+            [{"field": "provider", "message": "stripe or xero"}],
         )
     return provider
 
@@ -186,6 +201,14 @@ def _config_for(ctx: ControlContext, provider: str, config_id: str) -> Destinati
     return config.destination
 
 
+async def issue_begin_link(ctx: ControlContext, provider: str, config_id: str) -> str:
+    """A single-use state, recorded durably, as the link the browser must open first."""
+    token, state = ctx.oauth.states.issue(provider, config_id)
+    ctx.oauth.authorize_url(provider, token)  # refuses now if the provider is not set up
+    await ctx.oauth.ledger.record(state)
+    return ctx.oauth.begin_url(provider, token)
+
+
 async def start(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     provider = _provider(request)
@@ -195,8 +218,45 @@ async def start(request: web.Request) -> web.Response:
             "configId is required", [{"field": "configId", "message": "required"}]
         )
     _config_for(ctx, provider, config_id)
-    url = ctx.oauth.authorize_url(provider, config_id)
-    return web.json_response({"authorizeUrl": url, "redirectUri": ctx.oauth.redirect_uri(provider)})
+    return web.json_response(
+        {
+            "authorizeUrl": await issue_begin_link(ctx, provider, config_id),
+            "redirectUri": ctx.oauth.redirect_uri(provider),
+            "expiresInSeconds": ctx.oauth.states.ttl,
+        }
+    )
+
+
+def _state(request: web.Request, provider: str) -> tuple[str, State]:
+    token = request.query.get("state", "")
+    if not token:
+        raise validation_error("state is required: open the link `start` returned")
+    try:
+        return token, request.app[CTX].oauth.states.verify(token, provider)
+    except StateError as exc:
+        raise validation_error(f"invalid OAuth state: {exc}") from None
+
+
+async def begin(request: web.Request) -> web.StreamResponse:
+    """The browser's first step: bind the state to this browser, then go to the provider."""
+    ctx = request.app[CTX]
+    provider = _provider(request)
+    token, state = _state(request, provider)
+    try:
+        session = await ctx.oauth.ledger.bind(state)
+    except StateError as exc:
+        raise validation_error(f"invalid OAuth state: {exc}") from None
+    response = web.HTTPFound(ctx.oauth.authorize_url(provider, token))
+    response.set_cookie(
+        SESSION_COOKIE,
+        session,
+        max_age=ctx.oauth.states.ttl,
+        path="/oauth/",
+        httponly=True,
+        samesite="Lax",  # sent on the provider's top-level redirect back to the callback
+        secure=ctx.oauth.base_url.startswith("https://"),
+    )
+    raise response
 
 
 async def callback(request: web.Request) -> web.StreamResponse:
@@ -208,28 +268,20 @@ async def callback(request: web.Request) -> web.StreamResponse:
         raise validation_error(f"{provider} did not authorize the connection ({code})")
     if not q.get("code") or not q.get("state"):
         raise validation_error("code and state are required")
+    _, state = _state(request, provider)
     try:
-        state = ctx.oauth.states.verify(q["state"], provider)
+        await ctx.oauth.ledger.claim(state, request.cookies.get(SESSION_COOKIE))
     except StateError as exc:
         raise validation_error(f"invalid OAuth state: {exc}") from None
-    destination = _config_for(ctx, provider, state.config_id)
-    if provider == "stripe":
-        credential = await ctx.oauth.stripe_credential(state.config_id, q["code"], destination)
-    else:
-        credential = await ctx.oauth.xero_credential(state.config_id, q["code"])
-    actor = f"oauth:{provider}"
-    stored = await ctx.credentials.upsert(credential, actor)
-    await attach(ctx, state.config_id, stored.id, actor)
-    log.info(
-        "oauth_connected",
-        provider=provider,
-        config_id=state.config_id,
-        credential_id=stored.id,
-        credential_version=stored.version,
-    )
+    try:
+        stored = await _connect(ctx, provider, state.config_id, q["code"])
+    except Exception:
+        # Not the user's fault (or not theirs alone): the same attempt may be completed.
+        await ctx.oauth.ledger.release(state)
+        raise
     result = {
         "integrationConfigId": state.config_id,
-        "integrationCredentialsId": stored.id,
+        "integrationCredentialsId": stored,
         "status": "CONNECTED",
     }
     if ctx.control.oauth_success_redirect_url:
@@ -237,8 +289,29 @@ async def callback(request: web.Request) -> web.StreamResponse:
     return web.json_response(result)
 
 
+async def _connect(ctx: ControlContext, provider: str, config_id: str, code: str) -> str:
+    destination = _config_for(ctx, provider, config_id)
+    if provider == "stripe":
+        credential = await ctx.oauth.stripe_credential(config_id, code, destination)
+    else:
+        credential = await ctx.oauth.xero_credential(config_id, code)
+    actor = f"oauth:{provider}"
+    stored = await ctx.credentials.upsert(credential, actor)
+    await attach(ctx, config_id, stored.id, actor)
+    await connections.record_verified(ctx, config_id, stored.id)
+    log.info(
+        "oauth_connected",
+        provider=provider,
+        config_id=config_id,
+        credential_id=stored.id,
+        credential_version=stored.version,
+    )
+    return stored.id
+
+
 def routes() -> list[web.RouteDef]:
     return [
         web.get("/oauth/{provider}/start", start),
+        web.get("/oauth/{provider}/begin", begin),
         web.get("/oauth/{provider}/callback", callback),
     ]

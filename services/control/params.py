@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from services.control.errors import ApiError, validation_error
+from shared import safejson
 from shared.store.models import Cursor
 
 DEFAULT_PAGE_SIZE = 50
@@ -24,9 +25,9 @@ async def json_object(request: web.Request, required: bool = True) -> dict[str, 
             raise validation_error("a JSON object body is required")
         return {}
     try:
-        body = await request.json(loads=json.loads)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise validation_error(f"the body is not valid JSON: {exc}") from None
+        body = safejson.loads(await request.read())
+    except safejson.JsonInputError as exc:
+        raise validation_error(f"the body is not acceptable JSON: {exc}") from None
     if body is None and not required:
         return {}
     if not isinstance(body, dict):
@@ -45,7 +46,7 @@ def page_size(request: web.Request) -> int:
     if not 1 <= size <= MAX_PAGE_SIZE:
         raise validation_error(
             f"pageSize must be a whole number from 1 to {MAX_PAGE_SIZE}",
-            [{"field": "pageSize", "message": f"got {raw!r}"}],
+            [{"field": "pageSize", "message": f"a whole number from 1 to {MAX_PAGE_SIZE}"}],
         )
     return size
 
@@ -56,7 +57,8 @@ def one_of(request: web.Request, name: str, allowed: Iterable[str]) -> str | Non
     choices = sorted(allowed)
     if raw is not None and raw not in choices:
         raise validation_error(
-            f"{name} must be one of " + ", ".join(choices), [{"field": name, "message": raw}]
+            f"{name} must be one of " + ", ".join(choices),
+            [{"field": name, "message": "one of " + ", ".join(choices)}],
         )
     return raw
 
@@ -65,11 +67,13 @@ def boolean(request: web.Request, name: str) -> bool | None:
     raw = request.query.get(name)
     if raw is None:
         return None
-    if raw.lower() in {"true", "1", "yes"}:
+    if raw == "true":
         return True
-    if raw.lower() in {"false", "0", "no"}:
+    if raw == "false":
         return False
-    raise validation_error(f"{name} must be true or false", [{"field": name, "message": raw}])
+    raise validation_error(
+        f"{name} must be true or false", [{"field": name, "message": "true or false"}]
+    )
 
 
 def timestamp(value: str, name: str) -> datetime:
@@ -79,7 +83,7 @@ def timestamp(value: str, name: str) -> datetime:
     except ValueError:
         raise validation_error(
             f"{name} must be an ISO 8601 time such as 2026-01-31T00:00:00Z",
-            [{"field": name, "message": f"got {value!r}"}],
+            [{"field": name, "message": "an ISO 8601 time"}],
         ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 

@@ -3,7 +3,8 @@ SMTP server never stalls it: disable (retried with backoff), publish the
 `integration.disabled.error` event, email the configuration's users, mark the state.
 
 The state says DISABLE_PENDING durably before this runs, so a crash at any step resumes
-here on the next start (the disable is idempotent and the event id is fixed)."""
+here on the next start (the disable is idempotent and the event id is derived from the
+decision). The end of the actions is recorded through `mark_disabled`."""
 
 from __future__ import annotations
 
@@ -18,9 +19,9 @@ from aiokafka.errors import KafkaError
 from services.monitor import metrics as m
 from services.monitor.disabler import ConfigDisabler, DisableError
 from services.monitor.mailer import DisabledNotice, Mailer
+from services.monitor.redact import redact
 from services.monitor.settings import MonitorSettings
 from services.monitor.state import ConfigErrorState, Phase
-from services.monitor.store import StateStore
 from shared.contracts import EventType, IntegrationConfig, IntegrationEvent
 from shared.logging import get_logger
 from shared.sinks.backoff import RetryPolicy
@@ -31,7 +32,7 @@ log = get_logger("monitor")
 def disable_reason(state: ConfigErrorState, threshold: int) -> str:
     return (
         f"disabled by billsync monitor after {state.successive_errors} successive errors "
-        f"(threshold {threshold}); last error: {state.last_error or '-'}"
+        f"(threshold {threshold}); last error: {redact(state.last_error) or '-'}"
     )[:1000]
 
 
@@ -43,35 +44,51 @@ class DisableActions:
         producer: AIOKafkaProducer,
         disabler: ConfigDisabler,
         mailer: Mailer,
-        store: StateStore,
-        states: dict[str, ConfigErrorState],
+        state_of: Callable[[str], ConfigErrorState | None],
         config_of: Callable[[str], IntegrationConfig | None],
+        mark_disabled: Callable[[str, str], Awaitable[None]],
     ) -> None:
         self._s = settings
         self._topic = results_topic
         self._producer = producer
         self._disabler = disabler
         self._mailer = mailer
-        self._store = store
-        self._states = states
+        self._state_of = state_of
         self._config_of = config_of
+        self._mark_disabled = mark_disabled
         self._policy = RetryPolicy(
             max_attempts=1_000_000, base_delay=0.5, max_delay=settings.disable_retry_max_delay
         )
         self.queue: asyncio.Queue[str] = asyncio.Queue()
+        self._queued: set[str] = set()
+
+    def submit(self, config_id: str) -> None:
+        if config_id not in self._queued:
+            self._queued.add(config_id)
+            self.queue.put_nowait(config_id)
+
+    def _pending(self, config_id: str, decision: str | None) -> bool:
+        state = self._state_of(config_id)
+        return (
+            state is not None
+            and state.phase is Phase.DISABLE_PENDING
+            and state.disable_event_id == decision
+        )
 
     async def run(self) -> None:
         while True:
             config_id = await self.queue.get()
+            self._queued.discard(config_id)
             try:
                 await self._handle(config_id)
             finally:
                 self.queue.task_done()
 
     async def _handle(self, config_id: str) -> None:
-        state = self._states.get(config_id)
+        state = self._state_of(config_id)
         if state is None or state.phase is not Phase.DISABLE_PENDING:
             return
+        decision = state.disable_event_id
         bound = log.bind(
             integration_config_id=config_id,
             integration_run_id=state.last_run_id,
@@ -82,11 +99,11 @@ class DisableActions:
             bound, "disable", lambda: self._disabler.disable(config_id, reason)
         ):
             return  # not retryable: stays DISABLE_PENDING, tried again at the next start
-        if state.phase is not Phase.DISABLE_PENDING:
+        if not self._pending(config_id, decision):
             return  # re-enabled while we were calling
         config = self._config_of(config_id)
         event = IntegrationEvent(
-            id=state.disable_event_id or f"evt_disabled_{config_id}",
+            id=decision or f"evt_disabled_{config_id}",
             event_type=EventType.DISABLED,
             message=reason,
             integration_config_id=config_id,
@@ -106,18 +123,18 @@ class DisableActions:
         bound.warning(
             "configuration_disabled",
             successive_errors=state.successive_errors,
-            last_error=state.last_error,
+            last_error=redact(state.last_error),
         )
         if config is not None and config.disabled_notification_user_ids:
             notice = DisabledNotice(
                 config_id, config.name, config.destination.value, state, self._s.error_threshold
             )
             await self._mailer.notify(notice, config.disabled_notification_user_ids)
-        if state.phase is not Phase.DISABLE_PENDING:
+        if not self._pending(config_id, decision):
             return  # re-enabled meanwhile: the reset state is already being written
-        state.phase, state.disabled_at = Phase.DISABLED, datetime.now(UTC)
-        state.updated_at = state.disabled_at
-        await self._retry(bound, "write_state", lambda: self._store.write([state]))
+        await self._retry(
+            bound, "mark_disabled", lambda: self._mark_disabled(config_id, decision or "")
+        )
 
     async def _retry(self, bound: Any, step: str, call: Callable[[], Awaitable[Any]]) -> bool:
         attempt = 0

@@ -4,11 +4,13 @@ per recipient; it never propagates (the configuration is already disabled)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC
 from email.message import EmailMessage
 
 import aiosmtplib
 
 from services.monitor import metrics as m
+from services.monitor.redact import redact
 from services.monitor.settings import MonitorSettings
 from services.monitor.state import ConfigErrorState
 from services.monitor.users import Recipient, UnknownUser, UsersDirectory
@@ -34,17 +36,20 @@ def compose(notice: DisabledNotice, to: Recipient, sender: str) -> EmailMessage:
     msg["To"] = to.email
     msg["Subject"] = f"billsync: integration configuration {label} was disabled"
     greeting = f"Hello {to.name}," if to.name else "Hello,"
+    first = s.first_error_at or s.last_error_at
+    since = first.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if first else "<time>"
     msg.set_content(
         f"{greeting}\n\n"
         f"billsync disabled the integration configuration {label} "
         f"(destination {notice.destination}) after {s.successive_errors} successive errors "
         f"(threshold {notice.threshold}).\n\n"
-        f"Last error ({s.last_event_type or 'unknown'}): {s.last_error or '-'}\n"
+        f"Last error ({s.last_event_type or 'unknown'}): {redact(s.last_error) or '-'}\n"
         f"Last run: {s.last_run_id or '-'}    Bill: {s.last_bill_id or '-'}\n"
         f"At: {s.last_error_at.isoformat() if s.last_error_at else '-'}\n\n"
         "No bills are sent to this destination until the configuration is enabled again.\n"
-        "Fix the cause, re-enable it (this resets the error count), and replay the bills "
-        "that were missed with `billsync replay`.\n"
+        "Fix the cause, re-enable it with `billsync enable "
+        f"{notice.config_id}` (this resets the error count), then send the bills that failed "
+        f"meanwhile with `billsync resend --config {notice.config_id} --since {since}`.\n"
     )
     return msg
 

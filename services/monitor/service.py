@@ -1,9 +1,11 @@
 """The monitor's Kafka edge: follow configurations, consume integration-results, count,
-write the state, then commit (at-least-once; counting is idempotent per record id)."""
+write the state and the provider-error outbox, then commit (at-least-once; counting is
+idempotent: per input partition by offset, and per record id for records published twice)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -11,10 +13,10 @@ from aiokafka.errors import CommitFailedError
 
 from services.monitor import metrics as m
 from services.monitor.actions import DisableActions
-from services.monitor.counting import Outcome, apply_config, apply_record
+from services.monitor.counting import Outcome, apply_config, apply_disabled, apply_record
 from services.monitor.disabler import ConfigDisabler, HttpConfigDisabler
 from services.monitor.mailer import Mailer
-from services.monitor.notify_webhook import ProviderErrorNotifier
+from services.monitor.notify_webhook import ProviderErrorOutbox, provider_error_event
 from services.monitor.settings import MonitorSettings
 from services.monitor.state import ConfigErrorState, Phase
 from services.monitor.store import StateStore
@@ -38,7 +40,6 @@ from shared.settings import Settings
 
 log = get_logger("monitor")
 
-# Below MonitorSettings.remembered_ids, so a redelivered batch is always recognised.
 MAX_BATCH = 100
 
 
@@ -77,16 +78,17 @@ class MonitorService:
             self.m.control_url, token, self.m.control_timeout
         )
         self.mailer = Mailer(self.m, UsersDirectory(self.m.users_file))
-        self.notifier = ProviderErrorNotifier(self.m)
+        self.notifier = ProviderErrorOutbox(settings, self.m)
+        self._outbox: list[tuple[bytes, bytes]] = []  # this batch's provider-error events
         self.actions = DisableActions(
             self.m,
             self.results_topic,
             self.producer,
             self.disabler,
             self.mailer,
-            self.store,
-            self.states,
+            self.states.get,
             self.configs.get,
+            self._mark_disabled,
         )
         self.http = ObservabilityServer("monitor", self._health)
         self._tasks: list[asyncio.Task[None]] = []
@@ -110,7 +112,7 @@ class MonitorService:
         self._tasks.append(asyncio.create_task(self.actions.run(), name="monitor-actions"))
         for state in self.states.values():
             if state.phase is Phase.DISABLE_PENDING:
-                self.actions.queue.put_nowait(state.integration_config_id)
+                self.actions.submit(state.integration_config_id)
         self._started = True
         log.info(
             "monitor_started",
@@ -172,8 +174,21 @@ class MonitorService:
             await self._flush()
 
     async def _flush(self) -> None:
+        """The states the batch changed and its outbox events, acknowledged."""
         dirty, self._dirty = self._dirty, set()
+        outbox, self._outbox = self._outbox, []
+        futures = [
+            await self.producer.send(self.notifier.topic, body, key=key) for key, body in outbox
+        ]
         await self.store.write(self.states[c] for c in sorted(dirty))
+        if futures:
+            await asyncio.gather(*futures)
+            m.WEBHOOKS.labels("queued").inc(len(futures))
+
+    async def _mark_disabled(self, config_id: str, disable_event_id: str) -> None:
+        state = self.states.get(config_id)
+        if state is not None and apply_disabled(state, disable_event_id):
+            await self.store.write([state])
 
     async def process_batch(
         self, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
@@ -182,7 +197,17 @@ class MonitorService:
         offsets: dict[TopicPartition, int] = {}
         for tp, records in batches.items():
             for record in records:
-                outcome, config_id = self._handle(record)
+                try:
+                    outcome, config_id = self._handle(record)
+                except Exception:  # a bug in one record must not stop the monitor: skip it
+                    m.RESULTS_CONSUMED.labels("failed").inc()
+                    log.exception(
+                        "result_failed",
+                        topic=record.topic,
+                        partition=record.partition,
+                        offset=record.offset,
+                    )
+                    continue
                 if outcome is not Outcome.UNCHANGED and config_id:
                     self._dirty.add(config_id)
                     m.SUCCESSIVE_ERRORS.labels(config_id).set(
@@ -197,7 +222,7 @@ class MonitorService:
         except CommitFailedError:
             log.warning("commit_failed_after_rebalance", partitions=len(offsets))
         for config_id in to_disable:
-            self.actions.queue.put_nowait(config_id)
+            self.actions.submit(config_id)
 
     def _handle(self, record: ConsumerRecord[bytes, bytes]) -> tuple[Outcome, str | None]:
         try:
@@ -215,16 +240,23 @@ class MonitorService:
         m.RESULTS_CONSUMED.labels(result.record_type).inc()
         if not isinstance(result, IntegrationEvent | IntegrationRun):
             return Outcome.UNCHANGED, None
-        if isinstance(result, IntegrationRun):
-            self.notifier.submit(result)
         config_id = result.integration_config_id
+        state = self._state(config_id)
+        position = f"{record.topic}/{record.partition}"
+        if state.applied_offsets.get(position, -1) >= record.offset:
+            return Outcome.UNCHANGED, None  # redelivered after a crash: already applied
+        if isinstance(result, IntegrationRun) and self.notifier.wants(result):
+            body = json.dumps(provider_error_event(result), separators=(",", ":")).encode()
+            self._outbox.append((result.id.encode(), body))
         outcome = apply_record(
-            self._state(config_id),
+            state,
             result,
             self.configs.get(config_id),
             self.m.error_threshold,
             self.m.remembered_ids,
         )
+        if outcome is not Outcome.UNCHANGED:
+            state.applied_offsets[position] = record.offset
         if outcome is Outcome.DISABLE:
             log.warning(
                 "error_threshold_reached",

@@ -13,7 +13,7 @@ class MonitorSettings(BaseSettings):
     )
 
     error_threshold: int = Field(default=10, ge=1)
-    # Event ids remembered per configuration so a redelivered record is not counted twice.
+    # Event ids remembered per configuration so a record published twice counts once.
     remembered_ids: int = Field(default=200, ge=10)
 
     control_url: str = Field(
@@ -50,4 +50,4 @@ class MonitorSettings(BaseSettings):
     webhook_base_delay: float = 1.0
     webhook_max_delay: float = 60.0
     webhook_timeout: float = 10.0
-    webhook_queue_size: int = 1000
+    webhook_queue_size: int = 1000  # outbox records held by the delivery workers

@@ -7,7 +7,7 @@ from services.replay.cli import register
 from shared.logging import configure_logging
 from shared.settings import get_settings
 
-configure_logging(get_settings().log_level, service="replay")
+configure_logging(get_settings().log_level, service="replay", stream=sys.stderr)
 _parser = argparse.ArgumentParser(prog="billsync")
 register(_parser.add_subparsers(dest="command", required=True))
 _args = _parser.parse_args(["replay", *sys.argv[1:]])

@@ -1,4 +1,6 @@
-"""`billsync replay`: argument parsing and exit codes (2 bad input, 1 failure)."""
+"""`billsync replay`: argument parsing and exit codes (2 bad input, 1 failure).
+
+Stdout holds what a person reads (or JSON lines with --json); log lines go to stderr."""
 
 from __future__ import annotations
 
@@ -56,14 +58,20 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         opts = from_args(args)
-        asyncio.run(Replayer(get_settings(), opts).run())
+        stats = asyncio.run(Replayer(get_settings(), opts).run())
     except ReplayInputError as exc:
         print(f"billsync replay: error: {exc}", file=sys.stderr)
         return 2
     except KafkaError as exc:
         print(
-            f"billsync replay: failed: {exc!r} (is the broker reachable? KAFKA_BOOTSTRAP_SERVERS)",
+            f"billsync replay: failed: {type(exc).__name__} (is the broker reachable? "
+            "KAFKA_BOOTSTRAP_SERVERS)",
             file=sys.stderr,
         )
         return 1
+    if stats.read == 0 and not opts.json:
+        print(
+            f"nothing to replay: {stats.topic} holds no record in the range given "
+            "(check --from/--to and --partition; `billsync replay --help` explains the bounds)"
+        )
     return 0

@@ -1,36 +1,154 @@
 """Fast envelope serialisation: the prepared bill, account and configuration are each
-serialised once and spliced into every envelope that carries them."""
+serialised once and spliced into every envelope that carries them.
+
+A prepared bill is built from the input's own bytes where it can be: the bill as
+published for configurations that change nothing, and the input's top-level fields with
+a filtered, reordered list of its line items' bytes otherwise. Nothing is re-serialised,
+so fields this version does not know travel on unchanged."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
+from typing import Protocol
 
-from shared.contracts import Account, Bill, IntegrationConfig, SortLineItemsBy, Trigger, dispatch_id
+import msgspec
+
+from shared.contracts import (
+    Account,
+    Bill,
+    EntityConfig,
+    IntegrationConfig,
+    SortLineItemsBy,
+    Trigger,
+    dispatch_id,
+)
+from shared.contracts.fastbill import DecodedBill
+from shared.routing.prepare import kept_line_indices, preparation_key, prepare_bill
 
 # The preparation that changes nothing: the input bytes can be reused.
-from shared.routing.prepare import preparation_key, prepare_bill
-
 IDENTITY: tuple[frozenset[str], SortLineItemsBy] = (frozenset(), SortLineItemsBy.NONE)
 
+_TOP_LEVEL = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
+_encode = msgspec.json.encode
 
-def _dump(model: Bill | Account | IntegrationConfig) -> bytes:
+
+def dump(model: Bill | Account | IntegrationConfig) -> bytes:
     return model.model_dump_json(by_alias=True, exclude_none=True).encode()
 
 
+PreparationKey = tuple[frozenset[str], SortLineItemsBy]
+
+
+class PreparedBills(Protocol):
+    """The bill's JSON as each configuration's entity settings want it, cached per bill
+    under the settings' preparation key."""
+
+    def prepared(self, entity: EntityConfig, key: PreparationKey) -> bytes: ...
+
+
+class RawPreparedBills:
+    """From the validated input bytes: lines are filtered and reordered as byte slices.
+
+    The input's own bytes around its line list are kept, so only the list is rebuilt
+    (see _around_line_list); where the list cannot be located for certain, the bill is
+    rebuilt from its top-level fields."""
+
+    def __init__(self, raw: bytes, decoded: DecodedBill) -> None:
+        self._raw = raw
+        self._decoded = decoded
+        self._cache: dict[object, bytes] = {IDENTITY: raw}
+        self._around: tuple[bytes, bytes] | None = None  # the input before / after the list
+        self._lines: list[msgspec.Raw] | None = None
+
+    def prepared(self, entity: EntityConfig, key: PreparationKey) -> bytes:
+        cached = self._cache.get(key)
+        if cached is None:
+            lines = self._decoded.lines
+            order = kept_line_indices(lines, entity)
+            cached = self._raw if order == list(range(len(lines))) else self._splice(order)
+            self._cache[key] = cached
+        return cached
+
+    def _splice(self, order: list[int]) -> bytes:
+        if self._lines is None:
+            self._lines = _RAW_LIST.decode(self._decoded.bill.line_items)
+            self._around = _around_line_list(self._raw, bytes(self._decoded.bill.line_items))
+        kept = self._lines
+        line_list = b"".join((b"[", b",".join([kept[i] for i in order]), b"]"))
+        if self._around is not None:
+            return b"".join((self._around[0], line_list, self._around[1]))
+        parts: list[bytes | msgspec.Raw] = [b"{"]
+        for name, value in _TOP_LEVEL.decode(self._raw).items():
+            if name != "lineItems":
+                parts += (_encode(name), b":", value, b",")
+        parts += (b'"lineItems":', line_list, b"}")
+        return b"".join(parts)
+
+
+_LINE_ITEMS_KEY = b'"lineItems"'
+
+
+def _around_line_list(raw: bytes, listed: bytes) -> tuple[bytes, bytes] | None:
+    """The input before and after the value of its top-level "lineItems", or None.
+
+    Only a \\u escape can spell a key's letters differently, so in an input without one
+    the top-level key is written literally; if those bytes occur once, they are that key
+    (a second occurrence, nested or as a string value, sends the caller the slow way).
+    Cheaper than searching the input for the list's own bytes."""
+    if b"\\u" in raw or raw.count(_LINE_ITEMS_KEY) != 1:
+        return None
+    at = raw.find(_LINE_ITEMS_KEY) + len(_LINE_ITEMS_KEY)
+    while raw[at : at + 1] in (b" ", b"\t", b"\r", b"\n"):
+        at += 1
+    if raw[at : at + 1] != b":":
+        return None
+    at += 1
+    while raw[at : at + 1] in (b" ", b"\t", b"\r", b"\n"):
+        at += 1
+    if not raw.startswith(listed, at):
+        return None
+    return raw[:at], raw[at + len(listed) :]
+
+
+class ModelPreparedBills:
+    """From a bill the pydantic contract validated (replays, and inputs the fast decoder
+    left to the contract): prepared with the same rule, serialised by pydantic."""
+
+    def __init__(self, bill: Bill, raw: bytes | None) -> None:
+        self._bill = bill
+        self._cache: dict[object, bytes] = {}
+        if raw is not None:  # the validated input itself, for configurations that keep it
+            self._cache[IDENTITY] = raw
+
+    def prepared(self, entity: EntityConfig, key: PreparationKey) -> bytes:
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = self._cache[key] = dump(prepare_bill(self._bill, entity))
+        return cached
+
+
 class EnvelopeBuilder:
-    """Builds the envelopes for one bill. Caches per bill; configuration JSON is cached
-    across bills by (id, version)."""
+    """Builds the envelopes for one bill. A configuration's JSON and preparation key are
+    computed once per (id, version)."""
 
     def __init__(self, config_json_cache: dict[tuple[str, int], bytes]) -> None:
         self._config_cache = config_json_cache
+        self._keys: dict[tuple[str, int], PreparationKey] = {}
 
     def config_json(self, config: IntegrationConfig) -> bytes:
         key = (config.id, config.version)
         cached = self._config_cache.get(key)
         if cached is None:
-            cached = self._config_cache[key] = _dump(config)
+            cached = self._config_cache[key] = dump(config)
         return cached
+
+    def _preparation_key(self, config: IntegrationConfig) -> PreparationKey:
+        version = (config.id, config.version)
+        key = self._keys.get(version)
+        if key is None:
+            key = self._keys[version] = preparation_key(config.entity_config)
+        return key
 
     def build(
         self,
@@ -43,23 +161,38 @@ class EnvelopeBuilder:
         raw_bill: bytes | None = None,
         account_json: bytes | None = None,
     ) -> list[tuple[IntegrationConfig, str, bytes]]:
-        """Returns (configuration, dispatch id, envelope bytes) per configuration.
+        """The envelopes for a bill the pydantic contract validated (tests, tools);
+        `raw_bill`, the validated input bytes, is reused for configurations that keep it."""
+        return self.build_prepared(
+            bill.id,
+            bill.version,
+            ModelPreparedBills(bill, raw_bill),
+            account_json or dump(account),
+            configs,
+            trigger,
+            source,
+            replay_id,
+        )
 
-        `raw_bill` (the validated input bytes) is reused as-is for configurations that
-        neither exclude nor sort lines: it is the same bill, without a re-serialisation."""
-        account_json = account_json or _dump(account)
-        prepared: dict[object, bytes] = {}
-        if raw_bill is not None:
-            prepared[IDENTITY] = raw_bill
-        routed_at = datetime.now(UTC).isoformat()
+    def build_prepared(
+        self,
+        bill_id: str,
+        bill_version: int,
+        bills: PreparedBills,
+        account_json: bytes,
+        configs: list[IntegrationConfig],
+        trigger: Trigger,
+        source: str,
+        replay_id: str | None = None,
+        routed_at: str | None = None,
+    ) -> list[tuple[IntegrationConfig, str, bytes]]:
+        """Returns (configuration, dispatch id, envelope bytes) per configuration.
+        `routed_at` defaults to now (the router passes one time per consumer batch)."""
+        routed_at = routed_at or datetime.now(UTC).isoformat()
         out: list[tuple[IntegrationConfig, str, bytes]] = []
         for config in configs:
-            pkey = preparation_key(config.entity_config)
-            bill_json = prepared.get(pkey)
-            if bill_json is None:
-                bill_json = prepared[pkey] = _dump(prepare_bill(bill, config.entity_config))
-            did = dispatch_id(bill.id, bill.version, config.id, config.version, trigger, replay_id)
-            head = json.dumps(
+            did = dispatch_id(bill_id, bill_version, config.id, config.version, trigger, replay_id)
+            head = _encode(
                 {
                     "dispatchId": did,
                     "trigger": trigger.value,
@@ -67,9 +200,8 @@ class EnvelopeBuilder:
                     "integrationConfigVersion": config.version,
                     "routedAt": routed_at,
                     "source": source,
-                },
-                separators=(",", ":"),
-            ).encode()
+                }
+            )
             body = b"".join(
                 (
                     head[:-1],
@@ -78,7 +210,7 @@ class EnvelopeBuilder:
                     b',"account":',
                     account_json,
                     b',"bill":',
-                    bill_json,
+                    bills.prepared(config.entity_config, self._preparation_key(config)),
                     b"}",
                 )
             )

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from shared.contracts import LineItem
 from shared.money import (
@@ -92,7 +92,10 @@ def price(
     usable = quantity > 0 and places(quantity) <= MAX_PLACES
     if usable and (decimal_quantity or is_integral(quantity)):
         for target in (exact_minor, Decimal(amount)):
-            unit = (target / quantity).quantize(UNIT_PLACES, rounding=ROUND_HALF_UP)
+            try:
+                unit = (target / quantity).quantize(UNIT_PLACES, rounding=ROUND_HALF_UP)
+            except InvalidOperation:
+                continue  # a tiny quantity: the unit price needs more digits than Decimal holds
             if _rounds_to(unit, quantity, amount):
                 return quantity, plain(unit)
     whole = exact_minor.quantize(UNIT_PLACES, rounding=ROUND_HALF_UP)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from shared import safejson
 from shared.contracts import Destination, ExternalInvoiceStatus, ExternalStatusUpdate
 
 STATUS_BY_EVENT_TYPE: dict[str, ExternalInvoiceStatus] = {
@@ -21,6 +21,9 @@ STATUS_BY_EVENT_TYPE: dict[str, ExternalInvoiceStatus] = {
 
 BILL_ID_KEY = "billsync_bill_id"
 CONFIG_ID_KEY = "billsync_config_id"
+
+
+MAX_DEPTH = 64  # a Stripe event with an expanded invoice nests about 10 deep
 
 
 class EventBodyError(ValueError):
@@ -38,9 +41,9 @@ class StripeEvent:
 
 def parse_event(body: bytes) -> StripeEvent:
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EventBodyError("body is not JSON") from exc
+        data = safejson.loads(body, max_depth=MAX_DEPTH)
+    except safejson.JsonInputError as exc:
+        raise EventBodyError(f"body refused: {exc}") from None
     if not isinstance(data, dict):
         raise EventBodyError("body is not a JSON object")
     event_id, event_type = data.get("id"), data.get("type")

@@ -8,7 +8,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class WebhookSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BILLSYNC_WEBHOOKS_", extra="ignore")
 
-    host: str = "0.0.0.0"  # providers call in from outside
+    # Loopback unless the operator opens it (BILLSYNC_WEBHOOKS_HOST=0.0.0.0): providers
+    # usually reach it through a reverse proxy, and /metrics is served on the same port.
+    host: str = "127.0.0.1"
     port: int = 8090
     tolerance_seconds: int = 300
     # Processed event ids live on the `webhook_events` topic (BILLSYNC_TOPIC_WEBHOOK_EVENTS),

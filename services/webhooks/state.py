@@ -1,6 +1,7 @@
 """What the endpoint must remember across restarts: the event ids it has processed (a
-compacted topic). It does not write the invoice map: only sinks do
-(shared/sinks/invoice_status.py); the status update it publishes reaches the map there."""
+compacted topic). It reads the invoice map (to check who owns an invoice) but never writes
+it: only sinks do (shared/sinks/invoice_status.py); the status update it publishes
+reaches the map there."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from shared.contracts.base import WireModel
 from shared.kafka.table import CompactedTable
 from shared.kafka.topics import ensure_topics
 from shared.settings import Settings
+from shared.sinks.invoice_map import InvoiceMapRecord
 
 
 class ProcessedEvent(WireModel):
@@ -36,15 +38,20 @@ class WebhookState:
         self.processed = CompactedTable[ProcessedEvent](
             self.events_topic, bootstrap, ProcessedEvent.model_validate_json
         )
+        self.invoice_map = CompactedTable[InvoiceMapRecord](
+            settings.topics.name("invoice_map"), bootstrap, InvoiceMapRecord.model_validate_json
+        )
         self.started = False
 
     async def start(self) -> None:
         await ensure_topics(self.settings)
         await self.processed.start()
+        await self.invoice_map.start()
         self.started = True
 
     async def stop(self) -> None:
         await self.processed.stop()
+        await self.invoice_map.stop()
         self.started = False
 
     def seen(self, event_id: str) -> bool:

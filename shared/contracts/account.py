@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from pydantic import Field
 
-from shared.contracts.base import WireModel
+from shared.contracts.base import DecimalStr, WireModel
 
-# Numbers stay Decimal: custom fields can feed money mappings.
-CustomFieldValue = str | bool | int | Decimal | None
+# Numbers stay Decimal (bounded like every amount): custom fields can feed money mappings.
+CustomFieldValue = str | bool | int | DecimalStr | None
 
 
 class Address(WireModel):

@@ -93,7 +93,9 @@ class IntegrationEvent(WireModel):
 
 
 class DeadLetter(WireModel):
-    """A malformed input, kept with its original bytes so nothing is lost."""
+    """A malformed input, kept with its original bytes so nothing is lost. An input too
+    large for a letter keeps a prefix (`originalTruncated`); its full bytes stay at the
+    source coordinates."""
 
     reason: str
     service: str
@@ -102,6 +104,8 @@ class DeadLetter(WireModel):
     source_offset: int
     original_key_b64: str | None = None
     original_value_b64: str
+    original_value_bytes: int | None = None  # the whole value's length
+    original_truncated: bool = False
     dt_failed: datetime
 
 

@@ -1,4 +1,11 @@
-"""Malformed input goes to the dead-letter topic with its original bytes and source offset."""
+"""Malformed input goes to the dead-letter topic with its original bytes and source offset.
+
+A letter always fits the broker's record limit (1 MB by default), however large the input:
+base64 grows bytes by a third, so a 900 KB record would make a 1.2 MB letter, which the
+broker refuses, and the consumer would die on that record on every restart. The letter
+keeps the reason, the source coordinates and the first ORIGINAL_PREFIX_BYTES of the value
+(and of the key), says that it is cut and how long the original was; the original stays
+readable at its source coordinates until the topic's retention removes it."""
 
 from __future__ import annotations
 
@@ -26,15 +33,28 @@ def reason_kind(reason: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", head).strip("_") or "unspecified"
 
 
+# 256 KiB of value (about 342 KiB in base64) and 8 KiB of key keep a letter far below 1 MB.
+ORIGINAL_PREFIX_BYTES = 256 * 1024
+KEY_PREFIX_BYTES = 8 * 1024
+REASON_MAX_CHARS = 2000
+
+
 def dead_letter_for(record: ConsumerRecord[bytes, bytes], reason: str, service: str) -> DeadLetter:
+    value = record.value or b""
+    key = record.key
+    truncated = len(value) > ORIGINAL_PREFIX_BYTES or (
+        key is not None and len(key) > KEY_PREFIX_BYTES
+    )
     return DeadLetter(
-        reason=reason[:2000],
+        reason=reason[:REASON_MAX_CHARS],
         service=service,
         source_topic=record.topic,
         source_partition=record.partition,
         source_offset=record.offset,
-        original_key_b64=base64.b64encode(record.key).decode() if record.key else None,
-        original_value_b64=base64.b64encode(record.value or b"").decode(),
+        original_key_b64=base64.b64encode(key[:KEY_PREFIX_BYTES]).decode() if key else None,
+        original_value_b64=base64.b64encode(value[:ORIGINAL_PREFIX_BYTES]).decode(),
+        original_value_bytes=len(value),
+        original_truncated=truncated,
         dt_failed=datetime.now(UTC),
     )
 

@@ -80,6 +80,9 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     )
     # One partition: every instance sees claims in the same order (shared/sinks/leases.py).
     specs.append(TopicSpec(t.name("sink_leases"), 1, retention_ms=LEASES_RETENTION_MS))
+    # The monitor's durable outbox of provider-error webhooks: one partition keeps them in
+    # the order the errors happened (services/monitor/notify_webhook.py).
+    specs.append(TopicSpec(t.name("monitor_webhooks"), 1))
     specs += [TopicSpec(t.name(f), n) for f in plain]
     return specs
 

@@ -29,6 +29,9 @@ class RouteIndex:
                 self.by_account.setdefault(account_id, []).append(route)
         # account id -> (the account view it was computed for, passing routes, filtered)
         self._cache: dict[str, tuple[object, list[CompiledRoute], Counter[FilterReason]]] = {}
+        # (account id, trigger, approved source) -> (account view, whole result), for
+        # routing without a replay's selection: a regenerated bill's answer is a lookup.
+        self._results: dict[tuple[str, Trigger, bool], tuple[object, RoutingResult]] = {}
 
     def account_routes(
         self, account_id: str, account_view: dict[str, Any]
@@ -63,7 +66,30 @@ class RouteIndex:
         approved_source: bool,
         only_config_ids: frozenset[str] | None = None,
     ) -> RoutingResult:
-        """Same decisions as route_bill over every configuration (see rules.decide)."""
+        """Same decisions as route_bill over every configuration (see rules.decide).
+
+        The result may be shared between calls with the same account snapshot: read it,
+        never change it."""
+        if only_config_ids is None:
+            key = (account_id, trigger, approved_source)
+            cached = self._results.get(key)
+            if cached is not None and cached[0] is account_view:
+                return cached[1]
+            result = self._route(account_id, account_view, trigger, approved_source, None)
+            if len(self._results) >= CACHE_LIMIT:
+                self._results.clear()
+            self._results[key] = (account_view, result)
+            return result
+        return self._route(account_id, account_view, trigger, approved_source, only_config_ids)
+
+    def _route(
+        self,
+        account_id: str,
+        account_view: dict[str, Any],
+        trigger: Trigger,
+        approved_source: bool,
+        only_config_ids: frozenset[str] | None,
+    ) -> RoutingResult:
         result = RoutingResult()
         if self.disabled:
             result.filtered[FilterReason.CONFIG_DISABLED] += self.disabled

@@ -1,29 +1,49 @@
-"""The entity configuration applied to a copy of the bill."""
+"""The entity configuration applied to a copy of the bill (pure: the same rule for the
+router's fast path, replay's dry run and the console's preview)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
+from typing import Protocol, TypeVar
 
-from shared.contracts import Bill, EntityConfig, LineItem, SortLineItemsBy
-
-
-def _sort_key_subtotal(line: LineItem) -> Decimal:
-    return line.subtotal
+from shared.contracts import Bill, EntityConfig, SortLineItemsBy
 
 
-def _sort_key_aggregation(line: LineItem) -> tuple[bool, str]:
-    # Lines without an aggregation id go last; ties keep the bill's order (stable sort).
-    return (line.aggregation_id is None, line.aggregation_id or "")
+class LineFacts(Protocol):
+    """What preparation reads from a line: the contract's `LineItem`, or the router's
+    fast-decoded line (subtotal still a validated plain-notation string)."""
+
+    @property
+    def line_item_type(self) -> str: ...
+    @property
+    def subtotal(self) -> Decimal | str: ...
+    @property
+    def aggregation_id(self) -> str | None: ...
 
 
-def prepare_lines(lines: list[LineItem], entity: EntityConfig) -> list[LineItem]:
+L = TypeVar("L", bound=LineFacts)
+
+
+def kept_line_indices(lines: Sequence[LineFacts], entity: EntityConfig) -> list[int]:
+    """Indices of the lines the configuration keeps, in the order it wants them."""
     excluded = set(entity.excluded_line_item_types)
-    kept = [line for line in lines if line.line_item_type not in excluded] if excluded else lines
+    kept = [i for i, line in enumerate(lines) if line.line_item_type not in excluded]
     if entity.sort_line_items_by is SortLineItemsBy.SUBTOTAL:
-        return sorted(kept, key=_sort_key_subtotal)
+        subtotals = {i: Decimal(lines[i].subtotal) for i in kept}
+        return sorted(kept, key=subtotals.__getitem__)
     if entity.sort_line_items_by is SortLineItemsBy.AGGREGATION_ID:
-        return sorted(kept, key=_sort_key_aggregation)
-    return list(kept)
+        # Lines without an aggregation id go last; ties keep the bill's order (stable sort).
+        def by_aggregation(i: int) -> tuple[bool, str]:
+            aggregation_id = lines[i].aggregation_id
+            return (aggregation_id is None, aggregation_id or "")
+
+        return sorted(kept, key=by_aggregation)
+    return kept
+
+
+def prepare_lines(lines: list[L], entity: EntityConfig) -> list[L]:
+    return [lines[i] for i in kept_line_indices(lines, entity)]
 
 
 def prepare_bill(bill: Bill, entity: EntityConfig) -> Bill:

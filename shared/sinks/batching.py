@@ -307,6 +307,7 @@ class BatchDispatcher:
             for p in live:
                 if not p.future.done():
                     p.future.set_exception(exc)
+                    p.future.exception()  # retrieved here: a member gone by now is no error
             return
         outcomes = spread_outcomes(len(live), answer)
         if outcomes is None:
@@ -318,6 +319,7 @@ class BatchDispatcher:
             for p in live:
                 if not p.future.done():
                     p.future.set_exception(bug)
+                    p.future.exception()
             return
         BATCH_CALLS.labels(self.family, "ok").inc()
         for p, outcome in zip(live, outcomes, strict=True):
@@ -325,6 +327,7 @@ class BatchDispatcher:
                 continue
             if isinstance(outcome, SinkError):
                 p.future.set_exception(outcome)
+                p.future.exception()
             else:
                 self.delivered += 1
                 p.future.set_result(outcome)

@@ -36,7 +36,9 @@ from aiokafka import (
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from shared.contracts import DispatchEnvelope
+from shared.kafka.client_options import kafka_options
 from shared.kafka.deadletter import send_dead_letter
+from shared.kafka.lag import LagWatcher
 from shared.logging import get_logger
 from shared.settings import Settings
 from shared.sinks import metrics as m
@@ -68,12 +70,14 @@ class DispatchConsumer:
         self.producer = producer
         self.handler = handler
         self.topic = settings.topics.dispatch(family)
+        group = f"{settings.consumer_group_prefix}-{family}-sink"
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            group_id=f"{settings.consumer_group_prefix}-{family}-sink",
+            **kafka_options(settings.kafka_bootstrap_servers),
+            group_id=group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
         )
+        self.lag = LagWatcher(self.consumer, group)
         # Per assigned partition: its offsets and the tasks handling its records.
         self._trackers: dict[TopicPartition, OffsetTracker] = {}
         self._committed: dict[TopicPartition, int] = {}
@@ -90,12 +94,14 @@ class DispatchConsumer:
     async def start(self) -> None:
         await self.consumer.start()
         self.consumer.subscribe([self.topic], listener=_Rebalance(self))
+        self.lag.start()
 
     async def stop(self) -> None:
         """Finish what is being delivered (at most `stop_grace` seconds), abandon the rest
         uncommitted (the next owner of the partition delivers it), commit, leave."""
         self._running = False
         await self.release(list(self._trackers), self.options.stop_grace)
+        await self.lag.stop()
         await self.consumer.stop()
 
     # ---- the loop -------------------------------------------------------------------

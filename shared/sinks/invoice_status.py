@@ -24,6 +24,7 @@ from shared.contracts import (
     ExternalStatusUpdate,
     ResultRecordAdapter,
 )
+from shared.kafka.client_options import kafka_options
 from shared.lifecycle import cancel_and_wait
 from shared.logging import get_logger
 from shared.sinks.invoice_map import InvoiceMapRecord, InvoiceState
@@ -85,7 +86,7 @@ class StatusFollower:
     ) -> None:
         self._consumer = AIOKafkaConsumer(
             topic,
-            bootstrap_servers=bootstrap_servers,
+            **kafka_options(bootstrap_servers),
             group_id=group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from shared.contracts.base import WireModel
+from shared.kafka.client_options import kafka_options
 from shared.lifecycle import cancel_and_wait
 from shared.logging import get_logger
 
@@ -77,7 +78,7 @@ class KafkaLeases:
 
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False
+            **kafka_options(self._bootstrap), group_id=None, enable_auto_commit=False
         )
         await self._consumer.start()
         tp = TopicPartition(self.topic, 0)

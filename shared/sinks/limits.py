@@ -11,6 +11,9 @@ count of the day. A spent daily quota makes `acquire` raise `QuotaExhaustedError
 without a call, until the reset: the run parks (a retry wait in its own task) and other
 tenants keep going.
 
+Calls are spread evenly over each window (at most `limit` per window, `window / limit`
+apart), as the per-second limiter does.
+
 `QuotaLimiter` runs the core on the event loop and has the interface of
 `AdaptiveRateLimiter` (acquire, on_rate_limited, release, observe), so `ProviderCalls`
 drives either."""
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -99,9 +103,18 @@ def next_reset(now: datetime, hour_utc: int) -> datetime:
 
 @dataclass
 class _Log:
+    """One window: a sliding log of call starts (never more than `capacity` in any window
+    length) and even spacing between starts (a burst at a window's start arrives spread
+    by connection set-up and scheduling, and tips the provider's window over its limit)."""
+
     window: Window
     capacity: int
     times: collections.deque[float] = field(default_factory=collections.deque)
+    last: float = -1e18
+
+    @property
+    def spacing(self) -> float:
+        return self.window.seconds / self.capacity
 
     def trim(self, now: float) -> None:
         while self.times and self.times[0] <= now - self.window.seconds:
@@ -109,9 +122,10 @@ class _Log:
 
     def wait(self, now: float) -> float:
         self.trim(now)
+        spaced = self.last + self.spacing - now
         if len(self.times) < self.capacity:
-            return 0.0
-        return self.times[len(self.times) - self.capacity] + self.window.seconds - now
+            return max(0.0, spaced)
+        return max(spaced, self.times[len(self.times) - self.capacity] + self.window.seconds - now)
 
 
 class LimitState:
@@ -154,6 +168,7 @@ class LimitState:
         for log in self._logs:
             if self._applies(log, endpoint):
                 log.times.append(now)
+                log.last = now
         self.active += 1
         self.used_today += 1
 
@@ -186,6 +201,7 @@ class QuotaLimiter:
 
     def __init__(self, limits: ProviderLimits) -> None:
         self.state = LimitState(limits)
+        self._queue = asyncio.Lock()
         self._signal: asyncio.Future[None] | None = None
 
     @property
@@ -194,28 +210,31 @@ class QuotaLimiter:
 
     async def acquire(self, endpoint: str) -> float:
         started = time.monotonic()
-        while True:  # check-then-book has no await in between: atomic on the event loop
-            wall = datetime.now(UTC)
-            reset = self.state.quota_spent(wall)
-            if reset is not None:
-                raise QuotaExhaustedError(
-                    f"the provider's daily quota of {self.limits.daily} calls is spent; "
-                    f"waiting until {reset.isoformat()}",
-                    reset_at=reset,
-                    retry_after=(reset - wall).total_seconds(),
-                )
-            now = time.monotonic()
-            pause = self.state.wait(endpoint, now)
-            if pause <= 0 and self.state.has_slot():
-                self.state.begin(endpoint, now, wall)
-                return time.monotonic() - started
-            if self._signal is None or self._signal.done():
-                self._signal = asyncio.get_running_loop().create_future()
-            try:
-                # A release or a new observation may open the way sooner.
-                await asyncio.wait_for(asyncio.shield(self._signal), pause if pause > 0 else None)
-            except TimeoutError:
-                pass
+        # Callers queue in order (asyncio.Lock is FIFO); only the first one watches the
+        # clock and the releases, so a backlog of waiters costs nothing per call.
+        async with self._queue:
+            while True:  # check-then-book has no await in between: atomic on the loop
+                wall = datetime.now(UTC)
+                reset = self.state.quota_spent(wall)
+                if reset is not None:
+                    raise QuotaExhaustedError(
+                        f"the provider's daily quota of {self.limits.daily} calls is spent; "
+                        f"waiting until {reset.isoformat()}",
+                        reset_at=reset,
+                        retry_after=(reset - wall).total_seconds(),
+                    )
+                now = time.monotonic()
+                pause = self.state.wait(endpoint, now)
+                if pause <= 0 and self.state.has_slot():
+                    self.state.begin(endpoint, now, wall)
+                    return time.monotonic() - started
+                if self._signal is None or self._signal.done():
+                    self._signal = asyncio.get_running_loop().create_future()
+                with contextlib.suppress(TimeoutError):
+                    # A release or a new observation may open the way sooner.
+                    await asyncio.wait_for(
+                        asyncio.shield(self._signal), pause if pause > 0 else None
+                    )
 
     def _notify(self) -> None:
         if self._signal is not None and not self._signal.done():

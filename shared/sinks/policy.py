@@ -250,8 +250,11 @@ class DeliveryPolicy:
         ):
             m.DEDUPLICATED.labels(self.family).inc()
             log.info("dispatch_already_delivered", external_id=existing.external_id)
-            await self._emit_run(
-                envelope, run_id, RunStatus.COMPLETE, existing.external_id, existing.url
+            # Durable before the record counts as finished (its offset is then committed).
+            await (
+                await self._emit_run(
+                    envelope, run_id, RunStatus.COMPLETE, existing.external_id, existing.url
+                )
             )
             return
         if (
@@ -336,7 +339,7 @@ class DeliveryPolicy:
         began = False
         while True:
             self._run_attempt[run_id] = attempt
-            calls = ProviderCalls(self.family, limiter, self.destination.classify)
+            calls = ProviderCalls(self.family, limiter, self.destination.classify, credential.id)
             try:
                 urgent = attempt > 1
                 async with self._slots(config, urgent):
@@ -387,7 +390,7 @@ class DeliveryPolicy:
                         else RunStatus.ERROR
                     )
                     message = f"gave up after {attempt} attempts: {err.message}"
-                    left = await self._abandon(existing, request, client, limiter)
+                    left = await self._abandon(existing, request, client, limiter, credential.id)
                     final = SinkError(message + left)
                     final.run_status = status
                     raise final from err
@@ -400,14 +403,16 @@ class DeliveryPolicy:
                     error=err.message[:300],
                 )
                 await self._emit_run(envelope, run_id, err.run_status, error=err.message)
-                await asyncio.sleep(delay)  # outside the slots: others keep going
+                await m.wait_for_retry(self.family, config.id, delay)  # outside the slots
                 newer = self._newer_waiting(envelope)
                 if newer is not None:
                     raise Superseded(_superseded(newer)) from err
                 attempt += 1
                 recovering = True
             except FatalBillError as err:
-                err.message += await self._abandon(existing, request, client, limiter)
+                err.message += await self._abandon(
+                    existing, request, client, limiter, credential.id
+                )
                 raise
 
     async def _abandon(
@@ -416,6 +421,7 @@ class DeliveryPolicy:
         last: DeliveryRequest,
         client: Any,
         limiter: CallLimiter,
+        credential_id: str,
     ) -> str:
         """The run ends in error after a write may have happened: a bill delivered for the
         first time must not stay half-written at the provider (`SinkDestination.abandon`).
@@ -423,7 +429,7 @@ class DeliveryPolicy:
         run a second time."""
         if existing is None or existing.external_id:
             return ""  # nothing was begun, or an earlier complete delivery stands
-        calls = ProviderCalls(self.family, limiter, self.destination.classify)
+        calls = ProviderCalls(self.family, limiter, self.destination.classify, credential_id)
         request = replace(last, existing=None, recovering=True)
         try:
             done = await asyncio.wait_for(
@@ -594,7 +600,7 @@ class DeliveryPolicy:
             )
             pending.append(await self.state.send_result(record))
         await asyncio.gather(*pending)
-        m.RUNS.labels(self.family, status.value).inc()
+        m.record_run(self.family, envelope, status)
         log.info(
             "run_finished",
             status=status.value,

@@ -44,6 +44,7 @@ from shared.contracts import (
 )
 from shared.credentials import Credential, CredentialCipher, generate_key
 from shared.credentials.store import publish_credential, seal
+from shared.kafka.client_options import kafka_options
 from shared.kafka.producer import make_producer
 from shared.kafka.topics import ensure_topics
 from shared.lifecycle import cancel_and_wait
@@ -148,7 +149,7 @@ class BatchStack:
         """Keep every run (latest record per run id) and event from integration-results."""
         consumer = AIOKafkaConsumer(
             self.settings.topics.name("integration_results"),
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            **kafka_options(self.settings.kafka_bootstrap_servers),
             group_id=None,
             auto_offset_reset="earliest",
             enable_auto_commit=False,

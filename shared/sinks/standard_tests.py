@@ -18,8 +18,11 @@ Two layers:
   `MemoryPolicyState`): de-duplication of a redelivered dispatch, regeneration, retries
   after 5xx and after a write whose answer was dropped, recovery after a crash between
   the write and its record (a PENDING marker), finalized invoices left alone, rejected
-  credentials. Stop and rebalance are the Kafka side's and proven once for every sink
-  (tests/integration/test_sink_guarantees.py)."""
+  credentials;
+- a stop during a retry wait through the whole `SinkRunner` on the test's broker (the
+  `settings` fixture): the bill stays uncommitted and the next sink delivers it once.
+  Rebalances belong to the Kafka side alone and are proven once for every sink
+  (tests/integration/test_sink_guarantees.py, test_sink_consumer.py)."""
 
 from __future__ import annotations
 
@@ -48,7 +51,11 @@ from shared.contracts import (
     Trigger,
     dispatch_id,
 )
-from shared.credentials import Credential
+from shared.credentials import Credential, CredentialCipher, generate_key
+from shared.credentials.store import publish_credential, seal
+from shared.kafka.producer import make_producer
+from shared.kafka.topics import ensure_topics
+from shared.settings import Settings
 from shared.sinks.destination import (
     DeliveryRequest,
     DeliveryResult,
@@ -66,6 +73,7 @@ from shared.sinks.invoice_map import InvoiceMapRecord, InvoiceState, map_key
 from shared.sinks.options import SinkOptions
 from shared.sinks.policy import DeliveryPolicy
 from shared.sinks.ratelimit import AdaptiveRateLimiter, RateSpec
+from shared.sinks.runner import SinkRunner, running_sink
 
 
 class Fault(StrEnum):
@@ -542,3 +550,55 @@ class DestinationStandardTests:
             await policy.close()
         assert state.final(envelope).status is RunStatus.AUTH_FAILED
         assert await harness.invoices_for("run-auth") == []
+
+    # ---- through the whole runner on a broker: a stop mid-retry -------------------
+
+    async def test_runner_stop_during_a_retry_leaves_the_bill_to_the_next_sink(
+        self, harness: StandardHarness, settings: Settings
+    ) -> None:
+        """A bill waiting for its retry when the sink stops is not committed: the next
+        sink delivers it, once. (`settings` is the test session's broker namespace.)"""
+        cipher = CredentialCipher(generate_key())
+        config = self.mapped(harness.config(editable=False))
+        envelope = harness.envelope(config, standard_bill("run-stop", currency=harness.currency))
+        await ensure_topics(settings)
+        producer = make_producer(settings.kafka_bootstrap_servers)
+        await producer.start()
+        try:
+            cred = harness.credential
+            await publish_credential(
+                producer, settings.topics.name("credentials"), seal(cred, cipher)
+            )
+            mapping = self.runner(harness)[1].mappings[0]
+            for topic, key, value in (
+                ("integration_configs", config.id, config.to_bytes()),
+                ("external_mappings", mapping.id, mapping.to_bytes()),
+            ):
+                await producer.send_and_wait(settings.topics.name(topic), value, key=key.encode())
+            await harness.inject(Fault.SERVER_ERROR)
+            await producer.send_and_wait(
+                settings.topics.dispatch(harness.destination.family),
+                envelope.to_bytes(),
+                key=config.id.encode(),
+            )
+        finally:
+            await producer.stop()
+        slow = RUNNER_OPTIONS.model_copy(update={"retry_base_delay": 30, "retry_max_delay": 30})
+        first = SinkRunner(settings, harness.destination, slow, cipher)
+        before = harness.requests()
+        async with running_sink(first), asyncio.timeout(60):
+            while not (harness.requests() > before and _in_retry_wait(first, "run-stop")):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)  # the retry wait has no event to wait on
+        assert await harness.invoices_for("run-stop") == []
+        second = SinkRunner(settings, harness.destination, RUNNER_OPTIONS, cipher)
+        async with running_sink(second), asyncio.timeout(60):
+            while second.policy.delivered < 1:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        assert len(await harness.invoices_for("run-stop")) == 1
+
+
+def _in_retry_wait(runner: SinkRunner, bill_id: str) -> bool:
+    """The bill's delivery was tried and now waits (not delivering) in the runner."""
+    waiting = any(key.endswith("\x1f" + bill_id) for key in runner.policy._waiting)
+    tried = bool(runner.policy._run_attempt)
+    return waiting and tried and not runner.consumer._busy

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from fakes.stripe import FakeStripe
+from services.stripe_sink.client import API_BASE_ENV
 from shared.contracts import IntegrationConfigAdapter
 from shared.settings import Settings
 from tests.support.control import Api, api_for, database_backends
@@ -20,12 +22,21 @@ pytestmark = pytest.mark.kafka
 
 @pytest.fixture(params=database_backends())
 async def api(
-    request: pytest.FixtureRequest, settings: Settings, tmp_path: Path
+    request: pytest.FixtureRequest,
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[Api]:
     users = tmp_path / "users.yaml"
     users.write_text("- {id: u-ops, email: ops@example.com, name: Ops}\n")
-    async with api_for(settings, request.param, users_file=users) as client:
-        yield client
+    # Attaching a Stripe credential verifies it against (this local) Stripe.
+    stripe = FakeStripe(api_keys=[STRIPE_CRED["apiKey"]])
+    monkeypatch.setenv(API_BASE_ENV, await stripe.start())
+    try:
+        async with api_for(settings, request.param, users_file=users) as client:
+            yield client
+    finally:
+        await stripe.stop()
 
 
 STRIPE_CRED = {"type": "STRIPE", "id": "cred-stripe", "apiKey": "sk_test_configs_1"}
@@ -253,6 +264,7 @@ async def test_enable_disable_credential_and_connection(api: Api) -> None:
         "status": "NOT_CONNECTED",
         "reason": "no credential is attached",
         "integrationCredentialsId": None,
+        "lastVerifiedAt": None,
     }
     status, err = await api.call(
         "POST", path + "/credential", json={"integrationCredentialsId": "cred-xero"}

@@ -18,6 +18,7 @@ from typing import IO, Any
 import aiohttp
 import pytest
 
+from services.control.oauth_state import SESSION_COOKIE
 from shared.contracts import IntegrationEvent, IntegrationRun
 from shared.credentials import generate_key
 from shared.kafka.topics import ensure_topics
@@ -110,6 +111,10 @@ async def process(
         BILLSYNC_CONTROL_XERO_CLIENT_SECRET=SECRETS["xero_app_secret"],
         BILLSYNC_CONTROL_XERO_TOKEN_URL=f"{provider.base_url}/xero/token",
         BILLSYNC_CONTROL_XERO_CONNECTIONS_URL=f"{provider.base_url}/xero/connections",
+        # Attaching verifies the key: a local server that refuses it, never api.stripe.com.
+        BILLSYNC_STRIPE_API_BASE=provider.base_url,
+        # Every library's lines too, so the JSON check below covers them.
+        BILLSYNC_LOG_LEVELS="sqlalchemy.engine=INFO,aiokafka=DEBUG,aiohttp=DEBUG,stripe=DEBUG",
     )
     with log.open("wb") as out:
         proc = _spawn(env, out)
@@ -218,9 +223,14 @@ async def _full_run(api: Api, settings: Settings) -> None:
     for provider, cid in (("stripe", "c-st"), ("xero", "c-x")):
         status, start = await api.call("GET", f"/oauth/{provider}/start?configId={cid}")
         assert status == 200
-        state = start["authorizeUrl"].split("state=")[1].split("&")[0]
+        async with api.session.get(start["authorizeUrl"], allow_redirects=False) as begun:
+            state = begun.headers["Location"].split("state=")[1].split("&")[0]
+            cookie = begun.cookies[SESSION_COOKIE].value
         status, _ = await api.call(
-            "GET", f"/oauth/{provider}/callback?code=good-code&state={state}", as_=None
+            "GET",
+            f"/oauth/{provider}/callback?code=good-code&state={state}",
+            as_=None,
+            headers={"Cookie": f"{SESSION_COOKIE}={cookie}"},
         )
         assert status == 200
     # Run history with errors and events.
@@ -288,6 +298,14 @@ async def test_no_secret_in_any_response_or_log_line(
     text = log.read_text()
     for expected in ("control_started", "credential_written", "oauth_connected", "control_stopped"):
         assert f'"event": "{expected}"' in text
+    loggers = set()
     for line in text.splitlines():
         for name, value in SECRETS.items():
             assert value not in line, f"{name} leaked in a log line: {line[:200]}"
+        # Every line the service writes, stderr included, is one JSON object.
+        entry = json.loads(line)
+        assert isinstance(entry, dict) and "level" in entry and "event" in entry, line[:200]
+        loggers.add(entry.get("logger"))
+    # The libraries' stdlib logging came out as JSON too (SQL statements, the Kafka client).
+    assert "sqlalchemy.engine.Engine" in loggers
+    assert any(str(name).startswith("aiokafka") for name in loggers)

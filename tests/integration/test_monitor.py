@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from aiokafka.admin import AIOKafkaAdminClient
 from aiosmtpd.controller import Controller
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
@@ -34,6 +35,7 @@ from shared.contracts import (
     IntegrationRun,
     RunStatus,
 )
+from shared.kafka.client_options import kafka_options
 from shared.kafka.topics import ensure_topics
 from shared.settings import Settings
 from tests.support.builders import config
@@ -321,6 +323,38 @@ async def test_success_resets_and_redelivered_events_are_not_double_counted(
                 assert control.calls == []
 
 
+async def test_internal_errors_never_count_toward_auto_disable_nor_reset(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The sink reports our own bugs as their own event type: whatever it is called, only
+    the provider-facing allow-list counts, and nothing outside it resets the count."""
+    await ensure_topics(settings)
+    with smtp_server() as (_, smtp_port):
+        async with ControlStandIn(settings) as control:
+            await put_configs(settings, control, config("cfg-i"))
+            async with running_monitor(
+                settings, monitor_settings(control, smtp_port, tmp_path)
+            ) as monitor:
+                await put_results(settings, *[error_event("cfg-i", i) for i in range(5)])
+                internal = []
+                for i in range(8):  # would disable (5 + 8 > 10) if they counted
+                    wire = json.loads(error_event("cfg-i", 100 + i).to_bytes())
+                    wire["eventType"] = "integration.internal.error"
+                    internal.append((b"cfg-i", json.dumps(wire).encode()))
+                internal.append((b"cfg-i", b'{"recordType": "event", "id": '))  # unreadable
+                await publish(
+                    settings.kafka_bootstrap_servers,
+                    settings.topics.name("integration_results"),
+                    internal,
+                )
+                # Two more provider errors after them on the same partition: 7, not 2 or 15.
+                await put_results(settings, *[error_event("cfg-i", i) for i in range(5, 7)])
+                await until(lambda: count(monitor, "cfg-i") >= 7, what="7 errors counted")
+                assert count(monitor, "cfg-i") == 7
+                assert monitor.states["cfg-i"].phase is Phase.COUNTING
+                assert control.calls == []
+
+
 async def test_count_survives_a_restart(settings: Settings, tmp_path: Path) -> None:
     await ensure_topics(settings)
     with smtp_server() as (mailbox, smtp_port):
@@ -385,11 +419,25 @@ async def test_failing_smtp_is_counted_and_does_not_stop_the_monitor(
 # ---- outbound provider-error webhook --------------------------------------------------
 
 
+async def outbox_committed(settings: Settings) -> int:
+    admin = AIOKafkaAdminClient(**kafka_options(settings.kafka_bootstrap_servers))
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(
+            f"{settings.consumer_group_prefix}-monitor-webhooks"
+        )
+    finally:
+        await admin.close()
+    return sum(meta.offset for meta in offsets.values())
+
+
 class Receiver:
     """Answers 500 to the first delivery of `flaky` runs and to every delivery of `broken`."""
 
     def __init__(self) -> None:
         self.requests: list[tuple[dict[str, Any], str, bytes]] = []
+        self.accepted: list[str] = []  # run ids answered 2xx
+        self.down = False  # answer 503 to everything
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -398,9 +446,12 @@ class Receiver:
         event = json.loads(body)
         self.requests.append((event, request.headers.get("Billsync-Signature", ""), body))
         run_id = event["data"]["run_id"]
+        if self.down:
+            return web.Response(status=503)
         seen = sum(1 for e, _, _ in self.requests if e["data"]["run_id"] == run_id)
         if run_id.startswith("broken") or (run_id.startswith("flaky") and seen == 1):
             return web.Response(status=500)
+        self.accepted.append(run_id)
         return web.Response(status=204)
 
     async def __aenter__(self) -> Receiver:
@@ -471,3 +522,40 @@ async def test_provider_error_webhook_is_signed_and_retried(
         }
     first, second = receiver.for_run("flaky-1")
     assert first[0]["id"] == second[0]["id"]  # the same event, re-signed per attempt
+
+
+async def test_queued_provider_error_webhook_survives_a_restart_and_is_sent_once(
+    settings: Settings, tmp_path: Path
+) -> None:
+    await ensure_topics(settings)
+    async with Receiver() as receiver:
+        receiver.down = True
+        ms = monitor_settings(
+            None,
+            free_port(),
+            tmp_path,
+            webhook_url=receiver.url,
+            webhook_secret=SecretStr("whsec_ops"),
+            webhook_max_attempts=10_000,  # still retrying when the monitor stops
+            webhook_base_delay=0.05,
+            webhook_max_delay=0.2,
+        )
+        async with running_monitor(settings, ms):
+            await put_results(
+                settings, run_record("cfg-q", "queued-1", RunStatus.ERROR, error="Stripe 503")
+            )
+            await until(lambda: len(receiver.for_run("queued-1")) >= 2, what="retrying")
+        receiver.down = False
+        for later in ("later-1", "later-2"):  # sent by the next start, not by the one after
+            async with running_monitor(settings, ms):
+                await put_results(settings, run_record("cfg-q", later, RunStatus.ERROR, error="x"))
+                await until(lambda: "queued-1" in receiver.accepted, what="the queued one")
+                # Committed only when it and everything before it are finished.
+                outbox_end = 3 if later == "later-2" else 2
+                deadline = time.monotonic() + 20
+                while await outbox_committed(settings) < outbox_end:
+                    assert time.monotonic() < deadline, "outbox offsets not committed"
+                    await asyncio.sleep(0.05)
+    assert receiver.accepted.count("queued-1") == 1
+    assert receiver.accepted.count("later-1") == receiver.accepted.count("later-2") == 1
+    assert len({e["id"] for e, _, _ in receiver.for_run("queued-1")}) == 1  # one event id

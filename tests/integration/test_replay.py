@@ -221,7 +221,7 @@ async def test_bad_input_gets_a_clear_error(settings: Settings) -> None:
         return subprocess.run(
             [sys.executable, "-m", "services.replay", *argv],
             cwd=ROOT,
-            env=service_env(settings),
+            env=service_env(settings, BILLSYNC_LOG_LEVEL="INFO"),
             capture_output=True,
             text=True,
             timeout=60,
@@ -235,3 +235,10 @@ async def test_bad_input_gets_a_clear_error(settings: Settings) -> None:
     good = cli("--topic", "bill-generated", "--from-offset", "3", "--partition", "0", "--json")
     assert good.returncode == 0, good.stderr
     assert json.loads(good.stdout.splitlines()[-1])["summary"]["published"] == 2
+    # Text mode: human lines on stdout (log lines go to stderr), and an empty range says so.
+    empty = cli("--topic", "bill-generated", "--from-time", "2099-01-01")
+    assert empty.returncode == 0, empty.stderr
+    assert empty.stdout.strip() and not any(
+        line.startswith("{") for line in empty.stdout.splitlines()
+    )
+    assert "nothing to replay" in empty.stdout and "replay_finished" in empty.stderr

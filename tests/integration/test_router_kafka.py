@@ -36,6 +36,29 @@ async def _bills(settings: Settings, topic_field: str, *bills: object) -> None:
     )  # type: ignore[attr-defined]
 
 
+async def test_dispatches_of_one_credential_share_a_key(settings: Settings) -> None:
+    """Keyed by credential, one credential's work lands on one partition, so one sink
+    instance spends its rate limit (shared/sinks/partitioning.py); a configuration without
+    a credential keeps its own id as the key."""
+    await ensure_topics(settings)
+    bs = settings.kafka_bootstrap_servers
+    shared_a = config("cfg-a", "STRIPE_TEST", integrationCredentialsId="cred-shared")
+    shared_b = config("cfg-b", "STRIPE_TEST", integrationCredentialsId="cred-shared")
+    alone = config("cfg-alone", "STRIPE_TEST")
+    await _configs(settings, shared_a, shared_b, alone)
+    await publish(bs, settings.topics.name("accounts"), [(b"acc-1", account("acc-1").to_bytes())])
+    async with running_router(settings):
+        await _bills(settings, "bill_generated", bill("bill-1", "acc-1"))
+        out = await wait_for(bs, settings.topics.dispatch("stripe"), lambda r: len(r) >= 3)
+    keys = {DispatchEnvelope.model_validate_json(r.value).integration_config.id: r.key for r in out}
+    assert keys == {
+        "cfg-a": b"cred:cred-shared",
+        "cfg-b": b"cred:cred-shared",
+        "cfg-alone": b"cfg-alone",
+    }
+    assert len({r.partition for r in out if r.key == b"cred:cred-shared"}) == 1
+
+
 async def test_bills_become_exact_envelopes_on_the_right_topics(settings: Settings) -> None:
     await ensure_topics(settings)
     bs = settings.kafka_bootstrap_servers

@@ -16,6 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from fakes.batching import FakeBatching
 from shared.contracts import ExternalInvoiceStatus, ExternalStatusUpdate, RunStatus
+from shared.kafka.client_options import kafka_options
 from shared.settings import Settings
 from shared.sinks.batching import BatchPolicy
 from shared.sinks.invoice_map import InvoiceState, map_key
@@ -96,7 +97,7 @@ async def test_scheduled_delivery_survives_a_restart_and_sends_the_latest_versio
 
 
 async def committed(settings: Settings, group: str) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**kafka_options(settings.kafka_bootstrap_servers))
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(group)

@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.stripe_sink.client import StripeApi
 from services.stripe_sink.destination import StripeDestination
@@ -26,7 +25,7 @@ from tests.integration.test_stripe_sink_e2e import (
     publish_envelopes,
 )
 from tests.support.builders import config
-from tests.support.kafka import read_topic
+from tests.support.kafka import group_offsets, read_topic
 from tests.support.services import start_service
 from tests.support.stripe_stack import StripeStack, stripe_stack
 
@@ -49,19 +48,7 @@ async def committed_and_end(
     stack: StripeStack, group: str
 ) -> tuple[dict[int, int], dict[int, int]]:
     topic = stack.settings.topics.dispatch("stripe")
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=stack.settings.kafka_bootstrap_servers,
-        group_id=group,
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        end = await consumer.end_offsets(tps)
-        committed = {tp.partition: (await consumer.committed(tp)) or 0 for tp in tps}
-        return committed, {tp.partition: end[tp] for tp in tps}
-    finally:
-        await consumer.stop()
+    return await group_offsets(stack.settings.kafka_bootstrap_servers, group, topic)
 
 
 def group_of(runner: SinkRunner) -> str:

@@ -1,4 +1,5 @@
-"""The standard destination suite, run for Stripe against the fake Stripe (no Kafka)."""
+"""The standard destination suite, run for Stripe against the fake Stripe (one test also on
+the broker, through the whole sink runner)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Inbound Stripe webhooks on a real broker: verification, de-duplication that survives a
 restart, the published status (the invoice map is the sink's to write: only sinks write
-it, tests/integration/test_sink_framework_kafka.py shows the status reaching it)."""
+it, tests/integration/test_sink_framework_v2.py shows the status reaching it)."""
 
 from __future__ import annotations
 
@@ -91,6 +91,26 @@ async def post(
     return resp.status, await resp.json()
 
 
+async def seed_invoices(settings: Settings, *invoices: tuple[str, str, str]) -> None:
+    """Invoice-map records (configuration, bill, invoice id) as the sink would write them."""
+    records = [
+        InvoiceMapRecord(
+            integration_config_id=config_id,
+            bill_id=bill_id,
+            bill_version=1,
+            state=InvoiceState.DRAFT,
+            external_id=invoice_id,
+            updated_at=datetime.now(UTC),
+        )
+        for config_id, bill_id, invoice_id in invoices
+    ]
+    await publish(
+        settings.kafka_bootstrap_servers,
+        settings.topics.name("invoice_map"),
+        [(r.key.encode(), r.to_bytes()) for r in records],
+    )
+
+
 async def status_updates(settings: Settings) -> list[dict[str, Any]]:
     records = await read_topic(
         settings.kafka_bootstrap_servers, settings.topics.name("integration_results")
@@ -145,6 +165,7 @@ async def test_verified_events_publish_status_and_leave_the_map_to_sinks(
 
 async def test_refusals_publish_nothing(settings: Settings) -> None:
     await ensure_topics(settings)
+    await seed_invoices(settings, ("cfg-w", "bill-1", "in_1"))
     body = stripe_event("evt_r")
     now = int(time.time())
     cases = {
@@ -173,6 +194,7 @@ async def test_refusals_publish_nothing(settings: Settings) -> None:
 
 async def test_duplicate_event_ids_are_ignored_across_a_restart(settings: Settings) -> None:
     await ensure_topics(settings)
+    await seed_invoices(settings, ("cfg-w", "bill-1", "in_1"))
     body = stripe_event("evt_dup", "invoice.voided")
     async with endpoint(settings, {"cfg-w": SECRET}.get) as client:
         assert (await post(client, body, sign(SECRET, body)))[1]["status"] == "accepted"
@@ -205,6 +227,7 @@ async def test_standalone_service_uses_the_credential_webhook_secret(settings: S
         await producer.stop()
     cfg = config("cfg-w", integrationCredentialsId="cred-s")
     await publish(bs, settings.topics.name("integration_configs"), [(b"cfg-w", cfg.to_bytes())])
+    await seed_invoices(settings, ("cfg-w", "bill-1", "in_1"))
     service = WebhookService(settings, WebhookSettings(host="127.0.0.1", port=0))
     await service.start()
     try:
@@ -230,3 +253,125 @@ async def test_standalone_service_uses_the_credential_webhook_secret(settings: S
     finally:
         await service.stop()
     assert [u["externalStatus"] for u in await status_updates(settings)] == ["FINALIZED"]
+
+
+SECRET_A, SECRET_B = "whsec_cfg_a", "whsec_cfg_b"
+
+
+async def test_a_configuration_cannot_change_another_configurations_invoice(
+    settings: Settings,
+) -> None:
+    """Signed with B's secret on B's path, naming A's bill and A's real invoice: refused.
+    C shares B's secret (one Stripe account, one endpoint): B's endpoint may update C's."""
+    await ensure_topics(settings)
+    bs = settings.kafka_bootstrap_servers
+    await seed_invoices(
+        settings,
+        ("cfg-a", "bill-a", "in_a"),
+        ("cfg-b", "bill-b", "in_b"),
+        ("cfg-c", "bill-c", "in_c"),
+    )
+    secrets = {"cfg-a": SECRET_A, "cfg-b": SECRET_B, "cfg-c": SECRET_B}
+    async with endpoint(settings, secrets.get) as client:
+        attack = stripe_event("evt_attack", bill_id="bill-a", invoice_id="in_a", config_id="cfg-a")
+        status, answer = await post(client, attack, sign(SECRET_B, attack), "cfg-b")
+        assert (status, answer["status"]) == (200, "not_owned")
+        # B's own bill, but A's invoice id: the map says that is not bill-b's invoice.
+        swap = stripe_event("evt_swap", bill_id="bill-b", invoice_id="in_a", config_id="cfg-b")
+        status, answer = await post(client, swap, sign(SECRET_B, swap), "cfg-b")
+        assert (status, answer["status"]) == (200, "not_owned")
+        # No billsync metadata at all: not an invoice billsync made.
+        bare = json.dumps(
+            {"id": "evt_bare", "type": "invoice.paid", "data": {"object": {"id": "in_a"}}}
+        )
+        status, answer = await post(client, bare.encode(), sign(SECRET_B, bare.encode()), "cfg-b")
+        assert (status, answer["status"]) == (200, "not_owned")
+
+        # A bill the map does not know (yet): retried later, nothing published now.
+        early = stripe_event(
+            "evt_early_b", bill_id="bill-new", invoice_id="in_new", config_id="cfg-b"
+        )
+        status, answer = await post(client, early, sign(SECRET_B, early), "cfg-b")
+        assert (status, answer["status"]) == (503, "retry")
+
+        shared = stripe_event("evt_shared", bill_id="bill-c", invoice_id="in_c", config_id="cfg-c")
+        status, answer = await post(client, shared, sign(SECRET_B, shared), "cfg-b")
+        assert (status, answer["status"]) == (200, "accepted")
+        own = stripe_event("evt_own", bill_id="bill-b", invoice_id="in_b", config_id="cfg-b")
+        assert (await post(client, own, sign(SECRET_B, own), "cfg-b"))[1]["status"] == "accepted"
+        # The real owner still can (the refused event did not burn its id either).
+        status, answer = await post(client, attack, sign(SECRET_A, attack), "cfg-a")
+        assert (status, answer["status"]) == (200, "accepted")
+
+    updates = await status_updates(settings)
+    assert sorted((u["id"], u["integrationConfigId"]) for u in updates) == [
+        ("evt_attack", "cfg-a"),
+        ("evt_own", "cfg-b"),
+        ("evt_shared", "cfg-c"),
+    ]
+    records = await read_topic(bs, settings.topics.name("invoice_map"))
+    parsed = [InvoiceMapRecord.model_validate_json(r.value or b"") for r in records]
+    # Only sinks write the invoice map (they apply the published updates): the refused
+    # events above changed nothing, and neither did the accepted ones, here.
+    assert [r for r in parsed if r.state is not InvoiceState.DRAFT] == []
+
+
+async def test_an_invoice_still_being_written_is_retried(settings: Settings) -> None:
+    await ensure_topics(settings)
+    pending = InvoiceMapRecord(
+        integration_config_id="cfg-w",
+        bill_id="bill-p",
+        bill_version=1,
+        state=InvoiceState.PENDING,
+        updated_at=datetime.now(UTC),
+    )
+    await publish(
+        settings.kafka_bootstrap_servers,
+        settings.topics.name("invoice_map"),
+        [(pending.key.encode(), pending.to_bytes())],
+    )
+    async with endpoint(settings, {"cfg-w": SECRET}.get) as client:
+        body = stripe_event("evt_early", "invoice.finalized", bill_id="bill-p", invoice_id="in_p")
+        status, answer = await post(client, body, sign(SECRET, body))
+        assert (status, answer["status"]) == (503, "retry")
+    assert await status_updates(settings) == []
+
+
+async def test_unknown_configurations_answer_like_a_bad_signature(settings: Settings) -> None:
+    await ensure_topics(settings)
+    body = stripe_event("evt_probe")
+    now = int(time.time())
+    headers = [None, "t=abc,v1", f"t={now},v0=00", sign("whsec_guess", body), sign(SECRET, body)]
+    async with endpoint(settings, {"cfg-w": SECRET}.get) as client:
+        for header in headers[:-1]:
+            known = await post(client, body, header, "cfg-w")
+            unknown = await post(client, body, header, "cfg-nobody")
+            assert known == unknown and known[0] == 400, (header, known, unknown)
+        # Even the right secret on an id with no secret: the same answer as a bad signature.
+        assert await post(client, body, headers[-1], "cfg-nobody") == await post(
+            client, body, headers[-2], "cfg-w"
+        )
+
+
+async def test_hostile_bodies_with_valid_signatures_are_4xx(settings: Settings) -> None:
+    await ensure_topics(settings)
+    bodies = {
+        "5,000-digit number": b'{"id": "e", "type": "invoice.paid", "n": ' + b"1" * 5000 + b"}",
+        "nested 100,000 deep": b'{"id": "e", "type": "invoice.paid", "x": '
+        + b"[" * 100_000
+        + b"]" * 100_000
+        + b"}",
+        "lone surrogate": b'{"id": "e\\ud800", "type": "invoice.paid"}',
+        "NaN": b'{"id": "e", "type": "invoice.paid", "n": NaN}',
+        "not UTF-8": b'{"id": "\xff", "type": "invoice.paid"}',
+    }
+    async with endpoint(settings, {"cfg-w": SECRET}.get) as client:
+        for name, body in bodies.items():
+            status, answer = await post(client, body, sign(SECRET, body))
+            assert (status, answer["status"]) == (400, "bad_body"), (name, answer)
+        big = b" " * (1024 * 1024 + 1)
+        resp = await client.post(
+            "/webhooks/stripe/cfg-w", data=big, headers={"Stripe-Signature": sign(SECRET, big)}
+        )
+        assert resp.status == 413
+    assert await status_updates(settings) == []

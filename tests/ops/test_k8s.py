@@ -13,8 +13,6 @@ from typing import Any
 import pytest
 import yaml
 
-from services.monitor.settings import MonitorSettings
-from services.webhooks.settings import WebhookSettings, webhook_topic_specs
 from shared.kafka.topics import TopicSpec, topic_specs
 from shared.settings import Settings, TopicNames
 from shared.sinks.options import SinkOptions
@@ -113,8 +111,6 @@ def test_sink_grace_period_fits_a_delivery(objects: list[dict[str, Any]]) -> Non
 def code_topics(partitions: int) -> dict[str, TopicSpec]:
     settings = Settings(topics=TopicNames(prefix=""), topic_partitions=partitions)
     specs = topic_specs(settings)
-    specs.append(TopicSpec(MonitorSettings().state_topic, 1, compacted=True))
-    specs += webhook_topic_specs(settings, WebhookSettings())
     return {s.name: s for s in specs}
 
 

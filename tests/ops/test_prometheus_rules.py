@@ -83,5 +83,6 @@ def test_local_stack_config_is_valid() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     jobs = {j["job_name"] for j in yaml.safe_load(config.read_text())["scrape_configs"]}
     assert jobs == {
-        f"billsync-{s}" for s in ("router", "stripe-sink", "monitor", "control", "webhooks")
+        f"billsync-{s}"
+        for s in ("router", "stripe-sink", "paddle-sink", "monitor", "control", "webhooks")
     }

@@ -84,3 +84,26 @@ def values(records: list[Record]) -> list[Any]:
     import json
 
     return [json.loads(r.value) for r in records if r.value is not None]
+
+
+async def group_offsets(
+    bootstrap: str, group: str, topic: str
+) -> tuple[dict[int, int], dict[int, int]]:
+    """(committed, end) offsets of a consumer group per partition of a topic."""
+    consumer = AIOKafkaConsumer(
+        **kafka_options(bootstrap), group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        for _ in range(50):
+            if consumer.partitions_for_topic(topic):
+                break
+            await consumer._client.force_metadata_update()
+        partitions = sorted(consumer.partitions_for_topic(topic) or [])
+        assert partitions, f"no metadata for {topic}"
+        tps = [TopicPartition(topic, p) for p in partitions]
+        end = await consumer.end_offsets(tps)
+        committed = {tp.partition: (await consumer.committed(tp)) or 0 for tp in tps}
+        return committed, {tp.partition: end[tp] for tp in tps}
+    finally:
+        await consumer.stop()

@@ -1,16 +1,35 @@
-"""The spliced envelope bytes equal a normally validated DispatchEnvelope."""
+"""The spliced envelope bytes equal a normally validated DispatchEnvelope, whether the
+prepared bill comes from the input's bytes (fast path) or from the pydantic model."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
-from services.router.envelopes import EnvelopeBuilder
-from shared.contracts import DispatchEnvelope, Trigger, dispatch_id
+import pytest
+
+from services.router.envelopes import (
+    EnvelopeBuilder,
+    ModelPreparedBills,
+    PreparedBills,
+    RawPreparedBills,
+    dump,
+)
+from shared.contracts import Bill, DispatchEnvelope, Trigger, dispatch_id
+from shared.contracts.fastbill import decode_bill
 from shared.routing import prepare_bill
+from shared.routing.prepare import preparation_key
 from tests.support.builders import account, bill, config, line
 
 
-def test_envelope_round_trips_with_prepared_bill() -> None:
+def _sources(original: Bill, raw: bytes) -> list[PreparedBills]:
+    fast = decode_bill(raw)
+    assert fast is not None
+    return [RawPreparedBills(raw, fast), ModelPreparedBills(original, raw)]
+
+
+@pytest.mark.parametrize("source_index", [0, 1], ids=["raw", "model"])
+def test_envelope_round_trips_with_prepared_bill(source_index: int) -> None:
     cfg = config(
         "cfg-x", entity={"excludedLineItemTypes": ["MINIMUM_SPEND"], "sortLineItemsBy": "SUBTOTAL"}
     )
@@ -18,8 +37,9 @@ def test_envelope_round_trips_with_prepared_bill() -> None:
         lines=[line("a", "USAGE", "9"), line("b", "MINIMUM_SPEND", "1"), line("c", "USAGE", "2")]
     )
     acc = account()
-    [(got_cfg, did, body)] = EnvelopeBuilder({}).build(
-        original, acc, [cfg], Trigger.GENERATED, "t/0/5"
+    bills = _sources(original, original.to_bytes())[source_index]
+    [(got_cfg, did, body)] = EnvelopeBuilder({}).build_prepared(
+        "bill-1", 1, bills, dump(acc), [cfg], Trigger.GENERATED, "t/0/5"
     )
     envelope = DispatchEnvelope.model_validate_json(body)
     assert got_cfg is cfg
@@ -33,13 +53,20 @@ def test_envelope_round_trips_with_prepared_bill() -> None:
     assert json.loads(body)["bill"]["lineItems"][0]["subtotal"] == "2"
 
 
-def test_raw_input_is_reused_only_when_preparation_changes_nothing() -> None:
+@pytest.mark.parametrize("source_index", [0, 1], ids=["raw", "model"])
+def test_raw_input_is_reused_only_when_preparation_changes_nothing(source_index: int) -> None:
     original = bill(lines=[line("a", "USAGE", "9"), line("b", "MINIMUM_SPEND", "1")])
     raw = original.to_bytes()
     plain = config("plain")
     sorting = config("sorting", entity={"sortLineItemsBy": "SUBTOTAL"})
-    built = EnvelopeBuilder({}).build(
-        original, account(), [plain, sorting], Trigger.GENERATED, "t/0/1", raw_bill=raw
+    built = EnvelopeBuilder({}).build_prepared(
+        "bill-1",
+        1,
+        _sources(original, raw)[source_index],
+        dump(account()),
+        [plain, sorting],
+        Trigger.GENERATED,
+        "t/0/1",
     )
     by_id = {cfg.id: body for cfg, _, body in built}
     assert raw in by_id["plain"]  # spliced as-is, no re-serialisation
@@ -47,3 +74,61 @@ def test_raw_input_is_reused_only_when_preparation_changes_nothing() -> None:
     sorted_env = DispatchEnvelope.model_validate_json(by_id["sorting"])
     assert [li.id for li in sorted_env.bill.line_items] == ["b", "a"]
     assert DispatchEnvelope.model_validate_json(by_id["plain"]).bill == original
+
+
+def test_spliced_bill_keeps_fields_this_version_does_not_know() -> None:
+    data = json.loads(bill(lines=[line("a", "USAGE", "9"), line("b", "USAGE", "1")]).to_bytes())
+    data["futureField"] = {"nested": [1, 2]}
+    data["lineItems"][0]["futureLineField"] = "kept"
+    raw = json.dumps(data).encode()
+    fast = decode_bill(raw)
+    assert fast is not None
+    sorting = config("sorting", entity={"sortLineItemsBy": "SUBTOTAL"})
+    out = json.loads(
+        RawPreparedBills(raw, fast).prepared(
+            sorting.entity_config, preparation_key(sorting.entity_config)
+        )
+    )
+    assert out["futureField"] == {"nested": [1, 2]}
+    assert [li["id"] for li in out["lineItems"]] == ["b", "a"]
+    assert out["lineItems"][1]["futureLineField"] == "kept"
+    assert {k: v for k, v in out.items() if k != "lineItems"} == {
+        k: v for k, v in data.items() if k != "lineItems"
+    }
+
+
+@pytest.mark.parametrize(
+    "disguise",
+    [
+        # a field before the list holding the very same bytes
+        lambda raw, listed: raw.replace(b'"id":', b'"decoy":' + listed + b',"id":', 1),
+        # a nested "lineItems" holding them
+        lambda raw, listed: raw.replace(b'"id":', b'"x":{"lineItems":' + listed + b'},"id":', 1),
+        # the top-level key spelt with an escape, and a nested copy written plainly
+        lambda raw, listed: raw.replace(b'"lineItems":', b'"line\\u0049tems":').replace(
+            b'"id":', b'"x":{"lineItems":' + listed + b'},"id":', 1
+        ),
+        # spaces around the colon
+        lambda raw, listed: raw.replace(b'"lineItems":', b'"lineItems" :  '),
+    ],
+    ids=["copy-in-field", "nested-key", "escaped-key", "spaces"],
+)
+def test_the_line_list_is_replaced_where_it_is_and_nowhere_else(
+    disguise: Callable[[bytes, bytes], bytes],
+) -> None:
+    data = json.loads(bill(lines=[line("a", "USAGE", "9"), line("b", "USAGE", "1")]).to_bytes())
+    listed = json.dumps(data["lineItems"], separators=(",", ":")).encode()
+    raw = disguise(json.dumps(data, separators=(",", ":")).encode(), listed)
+    fast = decode_bill(raw)
+    assert fast is not None
+    sorting = config("sorting", entity={"sortLineItemsBy": "SUBTOTAL"})
+    out = json.loads(
+        RawPreparedBills(raw, fast).prepared(
+            sorting.entity_config, preparation_key(sorting.entity_config)
+        )
+    )
+    assert [li["id"] for li in out["lineItems"]] == ["b", "a"]
+    original = json.loads(raw)
+    assert {k: v for k, v in out.items() if k != "lineItems"} == {
+        k: v for k, v in original.items() if k != "lineItems"
+    }

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from services.monitor.counting import Outcome, apply_config, apply_record
+from services.monitor.counting import (
+    COUNTED_EVENTS,
+    Outcome,
+    apply_config,
+    apply_disabled,
+    apply_record,
+    apply_reset,
+)
 from services.monitor.state import ConfigErrorState, Phase
 from shared.contracts import (
     Destination,
@@ -109,3 +116,50 @@ def test_manual_disable_then_enable_resets() -> None:
     _apply(s, _err(1))
     assert apply_config(s, config("cfg-1", version=6), config("cfg-1", version=5, enabled=False))
     assert s.successive_errors == 0
+
+
+def test_only_the_provider_facing_allow_list_counts_and_nothing_else_resets() -> None:
+    """Internal errors (our own bugs) get their own event type from the sink: any type
+    outside the allow-list, known or not, neither counts nor resets the count."""
+    s = ConfigErrorState(integration_config_id="cfg-1")
+    for i in range(2):
+        _apply(s, _err(i))
+    outside = [t for t in EventType if t not in COUNTED_EVENTS]
+    internal = _err(5).model_copy(update={"event_type": "integration.internal.error"})
+    for rec in [*(_err(10 + n, t) for n, t in enumerate(outside)), internal]:
+        before = s.model_copy(deep=True)
+        assert _apply(s, rec) is Outcome.UNCHANGED
+        assert s == before
+    assert s.successive_errors == 2
+    assert COUNTED_EVENTS == {
+        EventType.VALIDATION_ERROR,
+        EventType.MISSING_ACCOUNT_MAPPING,
+        EventType.AUTHENTICATION_ERROR,
+        EventType.PERFORM_ERROR,
+    }
+
+
+def test_the_disable_decision_has_a_stable_id_and_its_end_is_applied_once() -> None:
+    cfg = config("cfg-1", version=4)
+    decisions = []
+    for _ in range(2):  # the same input re-applied from scratch, as after a crash
+        s = ConfigErrorState(integration_config_id="cfg-1")
+        for i in range(3):
+            _apply(s, _err(i), cfg)
+        decisions.append(s.disable_event_id)
+    assert decisions[0] == decisions[1] and decisions[0]
+    assert not apply_disabled(s, "evt_disabled_other")  # another decision's end
+    assert apply_disabled(s, decisions[0]) and s.phase is Phase.DISABLED
+    assert not apply_disabled(s, decisions[0])
+    assert apply_reset(s, 5) and not apply_reset(s, 5) and s.phase is Phase.COUNTING
+
+
+def test_first_error_time_marks_the_start_of_the_run_of_errors() -> None:
+    s = ConfigErrorState(integration_config_id="cfg-1")
+    first = _err(1).model_copy(update={"dt_created": datetime(2026, 1, 31, 8, tzinfo=UTC)})
+    _apply(s, first)
+    _apply(s, _err(2))
+    assert s.first_error_at == datetime(2026, 1, 31, 8, tzinfo=UTC)
+    _apply(s, _run(1))
+    _apply(s, _err(3))
+    assert s.first_error_at == NOW

@@ -191,3 +191,22 @@ def test_route_index_decides_exactly_like_route_bill() -> None:
                 m.route.config.id for m in plain.matches
             )
             assert sum(fast.filtered.values()) == sum(plain.filtered.values())
+
+
+def test_route_index_reuses_a_result_only_for_the_same_account_snapshot() -> None:
+    from shared.routing import RouteIndex
+
+    cfg = config("cfg-f", entity={"accountFilter": "customFields.n > 5"})
+    index = RouteIndex([compile_route(cfg)])
+    low = account("acc-1", customFields={"n": 1}).model_dump(by_alias=True)
+    high = account("acc-1", customFields={"n": 9}).model_dump(by_alias=True)
+    first = index.route("acc-1", low, Trigger.GENERATED, False)
+    assert index.route("acc-1", low, Trigger.GENERATED, False) is first
+    assert first.matches == [] and first.filtered[FilterReason.FILTER_FALSE] == 1
+    # A new snapshot of the account (the accounts table changed) is decided afresh.
+    assert [
+        m.route.config.id for m in index.route("acc-1", high, Trigger.GENERATED, False).matches
+    ] == ["cfg-f"]
+    # A replay's selection is never answered from the cache.
+    narrowed = index.route("acc-1", high, Trigger.GENERATED, False, frozenset({"other"}))
+    assert narrowed.matches == [] and narrowed.filtered[FilterReason.REPLAY_NOT_SELECTED] == 1

@@ -23,28 +23,34 @@ NOON = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 XERO = ProviderLimits((Window(60, 60.0),), concurrent=5, daily=5000, scope=Scope.TENANT)
 
 
+def test_calls_are_spread_evenly_over_the_window() -> None:
+    state = LimitState(ProviderLimits((Window(10, 1.0),), safety=1.0))
+    assert state.wait("x", 0.0) == 0
+    state.begin("x", 0.0, NOON)
+    assert state.wait("x", 0.0) == pytest.approx(0.1)  # not a burst of ten
+    assert state.wait("x", 0.1) == 0
+
+
 def test_window_admits_its_limit_then_waits_for_the_oldest_to_age_out() -> None:
     state = LimitState(ProviderLimits((Window(10, 1.0),), safety=1.0))
     for i in range(10):
-        assert state.wait("x", i * 0.01) == 0
-        state.begin("x", i * 0.01, NOON)
-    assert state.wait("x", 0.1) == pytest.approx(0.9)
-    assert state.wait("x", 1.0) == 0
+        assert state.wait("x", i * 0.1) == pytest.approx(0)
+        state.begin("x", i * 0.1, NOON)
+    # Spacing alone would allow one at 1.0; the log agrees (the first call ages out).
+    assert state.wait("x", 0.95) == pytest.approx(0.05)
 
 
 def test_safety_keeps_us_just_under_the_published_limit() -> None:
     state = LimitState(ProviderLimits((Window(60, 60.0),)))  # 95%: 57 a minute
-    for _ in range(57):
-        state.begin("x", 0.0, NOON)
-    assert state.wait("x", 0.0) == pytest.approx(60.0)
+    assert state._logs[0].spacing == pytest.approx(60 / 57)
 
 
 def test_endpoint_windows_count_only_their_endpoint() -> None:
     state = LimitState(ProviderLimits((Window(2, 1.0, "POST /a"),), safety=1.0))
     state.begin("POST /a", 0, NOON)
-    state.begin("POST /a", 0, NOON)
-    assert state.wait("POST /a", 0.5) > 0
-    assert state.wait("GET /b", 0.5) == 0
+    state.begin("POST /a", 0.5, NOON)
+    assert state.wait("POST /a", 0.6) > 0
+    assert state.wait("GET /b", 0.6) == 0
 
 
 def test_rate_headers_book_what_someone_else_used() -> None:
@@ -52,10 +58,10 @@ def test_rate_headers_book_what_someone_else_used() -> None:
     state.begin("x", 0.0, NOON)
     # We made 1 call; the provider says 10 remain: 49 were made by someone else.
     state.observe(RateHeaders(remaining_in_window=10), 0.0, NOON)
-    for _ in range(10):
-        assert state.wait("x", 0.0) == 0
-        state.begin("x", 0.0, NOON)
-    assert state.wait("x", 0.0) == pytest.approx(60.0)  # before the provider's 429
+    for i in range(1, 11):
+        assert state.wait("x", float(i)) == 0
+        state.begin("x", float(i), NOON)
+    assert state.wait("x", 11.0) == pytest.approx(49.0)  # before the provider's 429
 
 
 def test_daily_quota_is_spent_until_the_reset_and_headers_can_say_so() -> None:

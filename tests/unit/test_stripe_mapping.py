@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 from stripe._encode import _api_encode
@@ -575,6 +575,14 @@ quantities = st.decimals(
     quantity=quantities,
     currency=st.sampled_from(["USD", "JPY", "KWD", "BHD", "ISK"]),
     decimal_quantities=st.booleans(),
+)
+# A tiny quantity under a large amount: the unit price would need more digits than
+# Decimal's context holds (this once raised InvalidOperation).
+@example(
+    subtotal=Decimal("99999"),
+    quantity=Decimal("0.000000000001"),
+    currency="USD",
+    decimal_quantities=True,
 )
 def test_every_price_line_is_plain_within_12_places_and_charges_the_amount(
     subtotal: Decimal, quantity: Decimal, currency: str, decimal_quantities: bool

@@ -13,6 +13,7 @@ from services.webhooks.events import (
     parse_event,
     status_update,
 )
+from services.webhooks.settings import WebhookSettings
 from shared.contracts import Destination, ExternalInvoiceStatus
 from shared.sinks.invoice_map import InvoiceMapRecord, InvoiceState
 from shared.sinks.invoice_status import keep_lock
@@ -86,6 +87,11 @@ def test_map_record_is_locked_and_never_moves_back() -> None:
     locked = updated_map_record(_record(InvoiceState.DRAFT), failed)
     assert locked is not None and locked.state is InvoiceState.FINALIZED
     assert updated_map_record(_record(InvoiceState.DRAFT, "in_other"), paid) is None
+
+
+def test_the_service_listens_on_loopback_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BILLSYNC_WEBHOOKS_HOST", raising=False)
+    assert WebhookSettings().host == "127.0.0.1"
 
 
 def test_a_delivery_never_unlocks_a_locked_invoice() -> None:

@@ -1,0 +1,2 @@
+"""The Paddle sink: dispatch.paddle envelopes -> Paddle Billing transactions (live and
+sandbox)."""

@@ -1,0 +1,3 @@
+from services.paddle_sink.main import main
+
+main()
