@@ -84,5 +84,13 @@ def test_local_stack_config_is_valid() -> None:
     jobs = {j["job_name"] for j in yaml.safe_load(config.read_text())["scrape_configs"]}
     assert jobs == {
         f"billsync-{s}"
-        for s in ("router", "stripe-sink", "paddle-sink", "monitor", "control", "webhooks")
+        for s in (
+            "router",
+            "stripe-sink",
+            "paddle-sink",
+            "xero-sink",
+            "monitor",
+            "control",
+            "webhooks",
+        )
     }

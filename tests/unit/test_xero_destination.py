@@ -376,10 +376,12 @@ async def test_rate_headers_steer_the_limiter_before_a_429(fake: FakeXero) -> No
         ok((await sink.deliver([request(bill("b0"))]))[0])
         # X-MinLimit-Remaining said 6: the 93 were booked; with ours that is 94 of the 95
         # (95% of 100) our limiter allows, so the next call may go and the one after waits.
-        state = sink.limiter.state
-        assert state.wait("POST /Invoices", fake.clock()) == 0
-        state.begin("POST /Invoices", fake.clock(), datetime.now(UTC))
-        assert state.wait("POST /Invoices", fake.clock()) > 0
+        state, endpoint = sink.limiter.state, "POST /Invoices"
+        gap = 60 / 95 + 0.01  # the limiter's even spacing, and a little
+        now = fake.clock()
+        assert state.wait(endpoint, now + gap) == 0
+        state.begin(endpoint, now + gap, datetime.now(UTC))
+        assert state.wait(endpoint, now + 2 * gap) > 30  # full until the window slides
         assert fake.stats["rate_limited"]["minute"] == 0
         labels = {"destination": "xero", "credential_id": "cred-11", "window": "minute"}
         assert REGISTRY.get_sample_value("billsync_sink_provider_quota_remaining", labels) == 6
