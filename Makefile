@@ -6,7 +6,8 @@ UV ?= python3 -m uv
 export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092
 
 .PHONY: setup kafka-up kafka-down up down test test-unit lint typecheck schemas check-schemas \
-        bench-router bench-stripe bench-paddle bench-xero bench-batching screenshots soak bench-monitor clean
+        bench-router bench-stripe bench-paddle bench-xero bench-batching bench-salesforce \
+        screenshots soak bench-monitor clean
 
 setup: .venv/.synced
 
@@ -58,6 +59,9 @@ bench-stripe: setup kafka-up
 
 bench-paddle: setup kafka-up
 	$(PY) -m benchmarks.paddle
+
+bench-salesforce: setup kafka-up
+	$(PY) -m benchmarks.salesforce
 
 # Screenshots of the console's main pages into docs/console/ (uses the running broker named
 # by KAFKA_BOOTSTRAP_SERVERS and the system Chromium: deploy/ci/install-browser.sh).

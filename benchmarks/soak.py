@@ -49,6 +49,7 @@ from shared.kafka.producer import make_producer
 from shared.kafka.topics import delete_topics_with_prefix, ensure_topics
 from shared.sampledata import make_accounts, make_bills
 from shared.settings import Settings
+from shared.sinks.partitioning import dispatch_key
 
 KEY = "sk_live_soak"
 LIMIT = 100  # Stripe's live-mode requests/s, enforced by the local Stripe
@@ -92,8 +93,9 @@ async def publish(settings: Settings, configs: list[IntegrationConfig], count: i
             for config, _, body in builder.build(
                 bill, bill.account, configs, Trigger.GENERATED, f"soak/0/{i}"
             ):
+                # Keyed as the router keys them: by credential (one instance owns its limit).
                 await producer.send(
-                    settings.topics.dispatch("stripe"), body, key=config.id.encode()
+                    settings.topics.dispatch("stripe"), body, key=dispatch_key(config).encode()
                 )
                 sent += 1
         await producer.flush()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The local stack: broker, topics, fake Stripe, local Paddle, router, sinks, control plane, monitor,
-# sample configurations, credentials and bills. `stack.sh up` returns once everything is
-# running (services keep running in the background); `stack.sh down` stops them.
+# The local stack: broker, topics, fake Stripe, local Paddle, local Salesforce, router,
+# sinks, control plane, monitor, sample configurations, credentials and bills.
+# `stack.sh up` returns once everything is running (services keep running in the
+# background); `stack.sh down` stops them.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 root="$PWD"
@@ -23,8 +24,8 @@ fi
 export BILLSYNC_CREDENTIALS_KEY="$(cat "$state/credentials.key")"
 export BILLSYNC_STRIPE_API_BASE="http://127.0.0.1:12111"
 export BILLSYNC_PADDLE_SANDBOX_API_BASE="http://127.0.0.1:12112"
-export BILLSYNC_XERO_API_BASE="http://127.0.0.1:12113"
-export BILLSYNC_XERO_TOKEN_URL="http://127.0.0.1:12113/connect/token"
+export BILLSYNC_XERO_API_BASE="http://127.0.0.1:12114"
+export BILLSYNC_XERO_TOKEN_URL="http://127.0.0.1:12114/connect/token"
 export BILLSYNC_CONTROL_URL="http://127.0.0.1:8700"
 export BILLSYNC_CONTROL_ADMIN_TOKENS='["local-admin-token"]'
 export BILLSYNC_CONTROL_READ_TOKENS='["local-read-token"]'
@@ -89,10 +90,16 @@ up() {
   start fake-paddle 12112 "$py" -m fakes.paddle --port 12112 \
     --keys pdl_sdbx_apikey_local_billsync --customers "$(paddle_ids ctm | paste -sd, -)"
   wait_http http://127.0.0.1:12112/_fake/stats fake-paddle
+  # The local Salesforce: the billsync objects, one connected app (client credentials), and
+  # an Account (with billsync's account external id) for every sample account.
+  start fake-salesforce 12113 "$py" -m fakes.salesforce --port 12113 \
+    --client-id billsync-local-app --client-secret local-secret \
+    --accounts "$(for i in $(seq 1 12); do printf 'acc-%04d=Customer %d,' "$i" "$i"; done)"
+  wait_http http://127.0.0.1:12113/_fake/state fake-salesforce
   # The local Xero: one organisation reached by a Custom Connection (client credentials).
-  start fake-xero 12113 "$py" -m fakes.xero --port 12113 \
+  start fake-xero 12114 "$py" -m fakes.xero --port 12114 \
     --custom-client-id local-xero-custom --custom-client-secret local-xero-secret
-  wait_http http://127.0.0.1:12113/_fake/stats fake-xero
+  wait_http http://127.0.0.1:12114/_fake/stats fake-xero
   "$billsync" credentials apply deploy/local/credentials.yaml
   start control 8700 "$billsync" control
   wait_http http://127.0.0.1:8700/health control
@@ -101,6 +108,7 @@ up() {
   start router 9301 "$billsync" router
   start stripe-sink 9302 "$billsync" stripe-sink
   start paddle-sink 9304 "$billsync" paddle-sink
+  start salesforce-sink 9306 "$billsync" salesforce-sink
   start monitor 9303 "$billsync" monitor
   start xero-sink 9305 "$billsync" xero-sink
   start webhooks 8090 "$billsync" webhooks
@@ -108,6 +116,7 @@ up() {
   wait_http http://127.0.0.1:9301/health router
   wait_http http://127.0.0.1:9302/health stripe-sink
   wait_http http://127.0.0.1:9304/health paddle-sink
+  wait_http http://127.0.0.1:9306/health salesforce-sink
   wait_http http://127.0.0.1:9305/health xero-sink
   "$billsync" produce-sample --accounts 12 --bills 40 --lines 12
   echo
@@ -115,7 +124,8 @@ up() {
   echo "  the web console:                http://127.0.0.1:8700/console/  (sign in with the token local-admin-token, or local-read-token to look only)"
   echo "  invoices in the local Stripe:   curl -s http://127.0.0.1:12111/_fake/state | python3 -m json.tool | less"
   echo "  transactions in the local Paddle: curl -s http://127.0.0.1:12112/_fake/state | python3 -m json.tool | less"
-  echo "  invoices in the local Xero:     curl -s http://127.0.0.1:12113/_fake/state | python3 -m json.tool | less"
+  echo "  records in the local Salesforce: curl -s http://127.0.0.1:12113/_fake/state | python3 -m json.tool | less"
+  echo "  invoices in the local Xero:     curl -s http://127.0.0.1:12114/_fake/state | python3 -m json.tool | less"
   echo "  router metrics:                 curl -s http://127.0.0.1:9301/metrics | grep billsync_router"
   echo "  Stripe sink metrics:            curl -s http://127.0.0.1:9302/metrics | grep billsync_sink"
   echo "  integration runs (API):         curl -s -H 'Authorization: Bearer local-read-token' http://127.0.0.1:8700/integrationruns"

@@ -21,7 +21,7 @@ from .fake import FakeXero
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m fakes.xero", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=12113)
+    parser.add_argument("--port", type=int, default=12114)
     parser.add_argument("--tenant", default="00000000-0000-4000-8000-00000000d3e0")
     parser.add_argument("--name", default="Demo Company (Local)")
     parser.add_argument("--client-id", default="xero-client")

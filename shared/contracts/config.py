@@ -6,6 +6,7 @@ Stripe configuration can only carry Stripe settings and a typo is refused.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -171,14 +172,87 @@ class SalesforceTriggerType(StrEnum):
     SCHEDULE = "SCHEDULE"
 
 
+# Bill and line properties a Salesforce field mapping can name (`billFieldMapping`,
+# `lineFieldMapping`); services/salesforce_sink/mapping.py holds their default fields.
+SALESFORCE_BILL_PROPERTIES = (
+    "name",
+    "version",
+    "accountCode",
+    "billDate",
+    "dueDate",
+    "startDate",
+    "endDate",
+    "currency",
+    "status",
+    "billTotal",
+    "purchaseOrderNumber",
+    "sequentialInvoiceNumber",
+    "externalInvoiceReference",
+    "billingFrequency",
+    "lastCalculatedDate",
+)
+SALESFORCE_LINE_PROPERTIES = (
+    "name",
+    "position",
+    "lineItemType",
+    "description",
+    "quantity",
+    "unit",
+    "averageUnitPrice",
+    "subtotal",
+    "currency",
+    "productId",
+    "productCode",
+    "productName",
+    "aggregationId",
+    "servicePeriodStartDate",
+    "servicePeriodEndDate",
+)
+_SF_OBJECT = r"^[A-Za-z][A-Za-z0-9_]{0,79}$"
+_SF_FIELD = r"^[A-Za-z][A-Za-z0-9_]{0,79}$"
+
+
 class SalesforceDestinationConfig(StrictWireModel):
     trigger_type: SalesforceTriggerType = SalesforceTriggerType.EVENT
-    api_version: str = Field(default="v61.0", pattern=r"^v\d+\.\d$")
-    bill_object: str = "Billsync_Bill__c"
-    bill_external_id_field: str = "Billsync_Bill_Id__c"
-    line_object: str = "Billsync_Bill_Line__c"
-    line_external_id_field: str = "Billsync_Line_Id__c"
-    account_lookup_field: str = "Account__c"
+    # SCHEDULE: bills collect and go as one batch per interval (the page: every hour).
+    schedule_interval_seconds: int = Field(default=3600, ge=1, le=86400)
+    api_version: str = Field(default="v67.0", pattern=r"^v\d+\.\d$")
+    bill_object: str = Field(default="Billsync_Bill__c", pattern=_SF_OBJECT)
+    bill_external_id_field: str = Field(default="Billsync_Bill_Id__c", pattern=_SF_FIELD)
+    line_object: str = Field(default="Billsync_Bill_Line__c", pattern=_SF_OBJECT)
+    line_external_id_field: str = Field(default="Billsync_Line_Id__c", pattern=_SF_FIELD)
+    # The line's lookup (or master-detail) to its bill; its relationship is `..__r`.
+    line_bill_field: str = Field(default="Bill__c", pattern=r"^[A-Za-z][A-Za-z0-9_]{0,76}__c$")
+    # The bill's lookup to Account; null: bills are not parented to an Account.
+    account_lookup_field: str | None = Field(
+        default="Account__c", pattern=r"^[A-Za-z][A-Za-z0-9_]{0,76}__c$"
+    )
+    # Without "use external mapping account code" the Account is found by the m3ter
+    # account id held in this External ID field on Account.
+    account_external_id_field: str = Field(default="Billsync_Account_Id__c", pattern=_SF_FIELD)
+    # property -> Salesforce field, over the defaults; null leaves the property out.
+    bill_field_mapping: dict[str, str | None] = Field(default_factory=dict)
+    line_field_mapping: dict[str, str | None] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _mapping_names_known(self) -> SalesforceDestinationConfig:
+        problems = []
+        for where, mapping, known in (
+            ("billFieldMapping", self.bill_field_mapping, SALESFORCE_BILL_PROPERTIES),
+            ("lineFieldMapping", self.line_field_mapping, SALESFORCE_LINE_PROPERTIES),
+        ):
+            for prop, target in mapping.items():
+                if prop not in known:
+                    problems.append(
+                        f"{where}: unknown property {prop!r}; one of {', '.join(known)}"
+                    )
+                elif target is not None and not re.match(_SF_FIELD, target):
+                    problems.append(
+                        f"{where}.{prop}: {target!r} is not a Salesforce field API name"
+                    )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class XeroSplitUsageLineItems(StrEnum):

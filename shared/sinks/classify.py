@@ -16,10 +16,9 @@ from shared.sinks.errors import (
 
 # Provider error codes that mean "rate limited" even when the HTTP status says otherwise
 # (Salesforce answers 403 REQUEST_LIMIT_EXCEEDED). Codes many providers share are here;
-# a destination registers its own from its package (shared/sinks/registry.py). Salesforce's
-# stay here until services/salesforce_sink exists to register them.
-RATE_LIMIT_CODES = frozenset({"rate_limit", "REQUEST_LIMIT_EXCEEDED", "too_many_requests"})
-AUTH_CODES = frozenset({"INVALID_SESSION_ID", "forbidden", "unauthorized"})
+# a destination registers its own from its package (shared/sinks/registry.py).
+RATE_LIMIT_CODES = frozenset({"rate_limit", "too_many_requests"})
+AUTH_CODES = frozenset({"forbidden", "unauthorized"})
 
 
 def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:

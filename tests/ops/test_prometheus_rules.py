@@ -88,6 +88,7 @@ def test_local_stack_config_is_valid() -> None:
             "router",
             "stripe-sink",
             "paddle-sink",
+            "salesforce-sink",
             "xero-sink",
             "monitor",
             "control",

@@ -11,7 +11,7 @@ from shared.contracts import Destination
 def test_the_stripe_verifier_is_found_through_the_registry() -> None:
     assert verifier_for(Destination.STRIPE_TEST) is verify_stripe
     assert verifier_for(Destination.STRIPE) is verify_stripe
-    assert verifier_for(Destination.SALESFORCE) is None  # no verify module: nothing to check
+    assert verifier_for(Destination.XERO) is None  # no verify module: nothing to check
 
 
 def test_key_mode_must_match_the_configuration() -> None:

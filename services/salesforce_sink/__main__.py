@@ -1,0 +1,3 @@
+from services.salesforce_sink.main import main
+
+main()
