@@ -6,8 +6,8 @@ UV ?= python3 -m uv
 export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092
 
 .PHONY: setup kafka-up kafka-down up down test test-unit lint typecheck schemas check-schemas \
-        bench-router bench-stripe bench-paddle bench-batching bench-salesforce screenshots \
-        soak bench-monitor clean
+        bench-router bench-stripe bench-paddle bench-xero bench-batching bench-salesforce \
+        screenshots soak bench-monitor clean
 
 setup: .venv/.synced
 
@@ -71,6 +71,9 @@ screenshots: setup kafka-up
 # Batch path, limits and two instances (about 5 minutes: 2-minute batched window).
 bench-batching: setup kafka-up
 	$(PY) -m benchmarks.batching
+
+bench-xero: setup
+	$(PY) -m benchmarks.xero
 
 # Issue 7's fault soak (a few minutes): 5xx, drops after commit, kill -9, rebalances.
 soak: setup kafka-up

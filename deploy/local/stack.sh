@@ -24,6 +24,8 @@ fi
 export BILLSYNC_CREDENTIALS_KEY="$(cat "$state/credentials.key")"
 export BILLSYNC_STRIPE_API_BASE="http://127.0.0.1:12111"
 export BILLSYNC_PADDLE_SANDBOX_API_BASE="http://127.0.0.1:12112"
+export BILLSYNC_XERO_API_BASE="http://127.0.0.1:12114"
+export BILLSYNC_XERO_TOKEN_URL="http://127.0.0.1:12114/connect/token"
 export BILLSYNC_CONTROL_URL="http://127.0.0.1:8700"
 export BILLSYNC_CONTROL_ADMIN_TOKENS='["local-admin-token"]'
 export BILLSYNC_CONTROL_READ_TOKENS='["local-read-token"]'
@@ -94,6 +96,10 @@ up() {
     --client-id billsync-local-app --client-secret local-secret \
     --accounts "$(for i in $(seq 1 12); do printf 'acc-%04d=Customer %d,' "$i" "$i"; done)"
   wait_http http://127.0.0.1:12113/_fake/state fake-salesforce
+  # The local Xero: one organisation reached by a Custom Connection (client credentials).
+  start fake-xero 12114 "$py" -m fakes.xero --port 12114 \
+    --custom-client-id local-xero-custom --custom-client-secret local-xero-secret
+  wait_http http://127.0.0.1:12114/_fake/stats fake-xero
   "$billsync" credentials apply deploy/local/credentials.yaml
   start control 8700 "$billsync" control
   wait_http http://127.0.0.1:8700/health control
@@ -104,12 +110,14 @@ up() {
   start paddle-sink 9304 "$billsync" paddle-sink
   start salesforce-sink 9306 "$billsync" salesforce-sink
   start monitor 9303 "$billsync" monitor
+  start xero-sink 9305 "$billsync" xero-sink
   start webhooks 8090 "$billsync" webhooks
   start prometheus 9090 deploy/prometheus/local.sh "$state"   # scrapes every service, alert rules loaded
   wait_http http://127.0.0.1:9301/health router
   wait_http http://127.0.0.1:9302/health stripe-sink
   wait_http http://127.0.0.1:9304/health paddle-sink
   wait_http http://127.0.0.1:9306/health salesforce-sink
+  wait_http http://127.0.0.1:9305/health xero-sink
   "$billsync" produce-sample --accounts 12 --bills 40 --lines 12
   echo
   echo "Give it a few seconds, then look at:"
@@ -117,6 +125,7 @@ up() {
   echo "  invoices in the local Stripe:   curl -s http://127.0.0.1:12111/_fake/state | python3 -m json.tool | less"
   echo "  transactions in the local Paddle: curl -s http://127.0.0.1:12112/_fake/state | python3 -m json.tool | less"
   echo "  records in the local Salesforce: curl -s http://127.0.0.1:12113/_fake/state | python3 -m json.tool | less"
+  echo "  invoices in the local Xero:     curl -s http://127.0.0.1:12114/_fake/state | python3 -m json.tool | less"
   echo "  router metrics:                 curl -s http://127.0.0.1:9301/metrics | grep billsync_router"
   echo "  Stripe sink metrics:            curl -s http://127.0.0.1:9302/metrics | grep billsync_sink"
   echo "  integration runs (API):         curl -s -H 'Authorization: Bearer local-read-token' http://127.0.0.1:8700/integrationruns"

@@ -265,6 +265,8 @@ class XeroDestinationConfig(StrictWireModel):
     invoice_status: Literal["DRAFT", "SUBMITTED", "AUTHORISED"] = "DRAFT"
     sales_account_code: str = "200"
     tax_type: str | None = None
+    # Whether line amounts include tax (Xero's LineAmountTypes).
+    line_amount_types: Literal["Exclusive", "Inclusive", "NoTax"] = "Exclusive"
 
 
 # ---- the configuration ----------------------------------------------------------------

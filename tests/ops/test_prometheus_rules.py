@@ -89,6 +89,7 @@ def test_local_stack_config_is_valid() -> None:
             "stripe-sink",
             "paddle-sink",
             "salesforce-sink",
+            "xero-sink",
             "monitor",
             "control",
             "webhooks",

@@ -1,0 +1,3 @@
+from services.xero_sink.main import main
+
+main()
