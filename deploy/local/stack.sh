@@ -59,16 +59,20 @@ paddle_ids() {  # paddle_ids PREFIX: the local Paddle ids of the 12 sample accou
 }
 
 paddle_mappings() {  # Customer, Address, Business mappings of acc-0001..12 (idempotent)
-  local n acc table prefix
+  local n acc table prefix code
   for n in $(seq 1 12); do
     acc=$(printf 'acc-%04d' "$n")
     for table in Customer:ctm Address:add Business:biz; do
       prefix=${table#*:}; table=${table%%:*}
-      curl -sS -o /dev/null -X POST http://127.0.0.1:8700/externalmappings \
+      code=$(curl -sS -o /dev/null -w '%{http_code}' -X POST http://127.0.0.1:8700/externalmappings \
         -H "Authorization: Bearer $BILLSYNC_CONTROL_TOKEN" -H 'Content-Type: application/json' \
         -d "{\"id\": \"map-paddle-$acc-$table\", \"externalSystem\": \"Paddle\",
              \"externalTable\": \"$table\", \"externalId\": \"$(printf '%s_local%021d' "$prefix" "$n")\",
-             \"m3terEntity\": \"Account\", \"m3terId\": \"$acc\"}"
+             \"m3terEntity\": \"Account\", \"m3terId\": \"$acc\"}")
+      # 201 created, 409 already there (a second `make up`); anything else is a real error.
+      if [[ $code != 201 && $code != 409 ]]; then
+        echo "the $table mapping of $acc was refused (HTTP $code)" >&2; return 1
+      fi
     done
   done
   echo "  Paddle external mappings for acc-0001..acc-0012 created"

@@ -106,8 +106,8 @@ class MappingWriter:
             return mapping
 
     def _check_unique(self, mapping: ExternalMapping) -> None:
-        # The router looks a customer up by (system, entity, m3ter id, parent configuration):
-        # two answers to that question would make routing ambiguous.
+        # Sinks look a mapping up by (system, table, entity, m3ter id, parent
+        # configuration): two answers to that question would make delivery ambiguous.
         for other in self.table.values():
             if other.id != mapping.id and _lookup_key(other) == _lookup_key(mapping):
                 raise conflict(
@@ -124,8 +124,16 @@ class MappingWriter:
             return mapping
 
 
-def _lookup_key(m: ExternalMapping) -> tuple[str, str, str, str | None]:
-    return (m.external_system.value, m.m3ter_entity, m.m3ter_id, m.integration_config_id)
+def _lookup_key(m: ExternalMapping) -> tuple[str, str, str, str, str | None]:
+    # The table is part of the question: a Paddle account maps to a Customer, an Address
+    # and a Business at once, each looked up by its own table.
+    return (
+        m.external_system.value,
+        m.external_table.lower(),
+        m.m3ter_entity,
+        m.m3ter_id,
+        m.integration_config_id,
+    )
 
 
 def _parse(body: dict[str, Any]) -> MappingBody:

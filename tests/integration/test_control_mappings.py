@@ -82,6 +82,26 @@ async def test_crud_filters_lookups_and_tombstones(api: Api, settings: Settings)
     # Two mappings answering the same look-up would make routing ambiguous.
     status, body = await api.call("POST", "/externalmappings", json=mapping("acc-1", "cus_other"))
     assert status == 409 and "m-a" in body["error"]["message"]
+    # Another table of the same account is another question (Paddle: Customer, Address
+    # and Business of one account).
+    status, body = await api.call(
+        "POST",
+        "/externalmappings",
+        json=mapping("acc-1", "add_1", externalSystem="Paddle", externalTable="Address"),
+    )
+    assert status == 201, body
+    status, body = await api.call(
+        "POST",
+        "/externalmappings",
+        json=mapping("acc-1", "biz_1", externalSystem="Paddle", externalTable="Business"),
+    )
+    assert status == 201, body
+    status, body = await api.call(
+        "POST",
+        "/externalmappings",
+        json=mapping("acc-1", "add_2", externalSystem="Paddle", externalTable="address"),
+    )
+    assert status == 409, body
     status, body = await api.call(
         "POST", "/externalmappings", json=mapping("acc-3", "c", integrationConfigId="nope")
     )
