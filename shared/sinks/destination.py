@@ -47,6 +47,7 @@ from prometheus_client import Counter, Histogram
 from shared.contracts import Destination as DestinationName
 from shared.contracts import DispatchEnvelope, ExternalSystem, IntegrationConfig, RunStatus
 from shared.credentials import Credential
+from shared.sinks.customers import NO_MAPPINGS, BillMappings
 from shared.sinks.errors import (
     FatalBillError,
     ProviderTimeoutError,
@@ -89,6 +90,9 @@ class DeliveryRequest:
     recovering: bool  # an earlier attempt may have written: look up before writing
     attempt: int
     run_id: str
+    # The external mappings that concern the bill in the destination's external system
+    # (the account's, its lines' products' and pricing bands'): see shared.sinks.customers.
+    mappings: BillMappings = NO_MAPPINGS
 
     @property
     def destination(self) -> DestinationName:
@@ -201,7 +205,10 @@ class ProviderCalls:
 
 class SinkDestination(ABC, Generic[ClientT]):
     family: ClassVar[str]  # "stripe": the dispatch topic is dispatch.<family>
-    external_system: ClassVar[ExternalSystem]  # whose external mappings resolve customers
+    external_system: ClassVar[ExternalSystem]  # whose external mappings a request carries
+    # The external table an account maps to for the customer ("Customer", "Contact", ...):
+    # a mapping of the account to any other table is never taken for the customer.
+    customer_table: ClassVar[str]
     credential_type: ClassVar[type[Any]]
 
     @abstractmethod
