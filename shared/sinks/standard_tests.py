@@ -589,10 +589,10 @@ class DestinationStandardTests:
             await publish_credential(
                 producer, settings.topics.name("credentials"), seal(cred, cipher)
             )
-            mapping = self.runner(harness)[1].mappings[0]
+            mappings = self.runner(harness)[1].mappings
             for topic, key, value in (
                 ("integration_configs", config.id, config.to_bytes()),
-                ("external_mappings", mapping.id, mapping.to_bytes()),
+                *(("external_mappings", m.id, m.to_bytes()) for m in mappings),
             ):
                 await producer.send_and_wait(settings.topics.name(topic), value, key=key.encode())
             await harness.inject(Fault.SERVER_ERROR)
