@@ -7,6 +7,23 @@ shared.sinks.consumer, the delivery policy in shared.sinks.policy) owns everythi
 consuming, de-duplication, the invoice map, customer resolution, credentials, retries,
 rate limiting, run records, metrics.
 
+What a `DeliveryRequest` carries: the envelope (prepared bill, account, configuration
+as routed), `config`, `customer_id`, `existing`, `recovering`, `attempt`, `run_id`, and
+`mappings` (`shared.sinks.customers.BillMappings`): every external mapping, in the
+destination's `external_system`, of the bill's account, of the products on its lines and
+of their pricing bands. `mappings.for_account(table)`, `for_product(product_id, table)`
+and `find(entity, m3ter_id, table)` give the best usable one by the configuration's rule
+(parented to this configuration, then unparented, then elsewhere; with "enforce external
+mappings for config" only this configuration's); `mappings.rows` has them all, for a
+destination that must tell "none at all" from "none for this configuration". A
+destination reads its mappings from the request, never from the runner.
+
+`customer_id` is resolved by the framework: the m3ter account id, or with "use external
+mapping account code" the account's mapping to the destination's `customer_table`
+(Stripe Customer, Paddle Customer, Xero Contact, Salesforce Account); an account's
+mapping to another table (Paddle's Address, Business) is never taken for the customer.
+A missing one ends the run (MissingAccountMappingError) before `deliver` is called.
+
 Rules for `deliver(request, client, calls)`:
 
 - Every provider request goes through `calls`: `calls.call(endpoint, fn, write=True)` for
