@@ -148,7 +148,7 @@ def resolve_customer(
             else ""
         )
         raise MissingAccountMappingError(
-            f"no {system.value} {table} external mapping for account {account_id!r}{scope}: "
+            f"no {system.value} external mapping of account {account_id!r} to {table}{scope}: "
             f"create an external mapping (m3terEntity Account, m3terId {account_id}, "
             f"externalTable {table}) to the {system.value} {table.lower()} id, then resend "
             "the bill"
