@@ -7,6 +7,10 @@ shared.sinks.consumer, the delivery policy in shared.sinks.policy) owns everythi
 consuming, de-duplication, the invoice map, customer resolution, credentials, retries,
 rate limiting, run records, metrics.
 
+What the destination contributes to the shared parts (its provider error codes, OAuth
+provider and connect flow, CLI subcommands, money limits) is registered from its own
+`plugin.py` (shared/sinks/registry.py), never added to a shared module.
+
 Rules for `deliver(request, client, calls)`:
 
 - Every provider request goes through `calls`: `calls.call(endpoint, fn, write=True)` for
