@@ -22,6 +22,7 @@ from shared.kafka.producer import make_producer
 from shared.kafka.table import read_snapshot
 from shared.kafka.topics import ensure_topics
 from shared.settings import get_settings
+from shared.sinks import registry
 
 
 class ConfigFileError(ValueError):
@@ -207,13 +208,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         ("connection", "whether its credential works: status, when verified, and why not"),
         ("verify", "verify its credential now (one cheap call to the provider)"),
         ("history", "who changed its state, and why"),
-        ("oauth", "print the provider URL that connects it (Stripe Connect, Xero)"),
+        ("oauth", "print the provider URL that connects it (OAuth: Stripe Connect, Xero)"),
     ):
         parser = csub.add_parser(name, help=help_)
         parser.add_argument("id")
         if name == "connect":
             parser.add_argument("credential")
         if name == "oauth":
-            parser.add_argument("--provider", choices=["stripe", "xero"], required=True)
+            # Providers whose destination registers a connect flow (shared/sinks/oauth.py).
+            flows = sorted(registry.oauth_flows())
+            parser.add_argument("--provider", choices=flows, required=True)
         parser.add_argument("--json", action="store_true")
         parser.set_defaults(func=_one)

@@ -16,13 +16,9 @@ from datetime import UTC, date, datetime, time
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from shared.contracts import LineItem
-from shared.money import (
-    STRIPE_MAX_MINOR_UNITS,
-    format_decimal,
-    plain_decimal,
-    to_minor_decimal,
-    to_stripe_minor_units,
-)
+from shared.money import format_decimal, plain_decimal, to_minor_decimal
+
+from .money import STRIPE_MAX_MINOR_UNITS, to_stripe_minor_units
 
 # Stripe accepts unit_amount_decimal and quantity_decimal with at most 12 decimal places.
 MAX_PLACES = 12

@@ -20,13 +20,7 @@ from shared.contracts.config import (
     StripeIntegrationConfig,
     StripeMappingTarget,
 )
-from shared.money import (
-    STRIPE_MAX_MINOR_UNITS,
-    format_decimal,
-    from_minor_units,
-    minor_unit_exponent,
-    stripe_minimum_charge_minor,
-)
+from shared.money import format_decimal, from_minor_units, minor_unit_exponent
 from shared.sinks.errors import FatalBillError
 
 from . import fields
@@ -45,6 +39,7 @@ from .invoice_fields import (
     invoice_metadata,
 )
 from .lines import Period, PlannedLine, is_integral, period, plain, plan_line
+from .money import STRIPE_MAX_MINOR_UNITS, stripe_minimum_charge_minor
 
 MAX_LINES = 250  # Stripe's limit per invoice
 

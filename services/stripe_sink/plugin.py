@@ -4,8 +4,9 @@ its error codes, OAuth (Stripe Connect), CLI subcommand and money limits."""
 from __future__ import annotations
 
 from services.stripe_sink.cli import register as register_cli
-from shared.money import STRIPE_MAX_MINOR_UNITS, STRIPE_MINIMUM_CHARGE
-from shared.sinks.registry import DestinationPlugin, MoneyLimits, OAuthProvider, register
+from services.stripe_sink.money import LIMITS
+from services.stripe_sink.oauth import StripeConnectFlow
+from shared.sinks.registry import DestinationPlugin, OAuthProvider, register
 
 register(
     DestinationPlugin(
@@ -19,8 +20,9 @@ register(
                 authorize_url="https://connect.stripe.com/oauth/authorize",
                 token_url="https://connect.stripe.com/oauth/token",
                 scopes="read_write",
+                flow=StripeConnectFlow(),
             ),
         ),
-        money=MoneyLimits(STRIPE_MAX_MINOR_UNITS, STRIPE_MINIMUM_CHARGE),
+        money=LIMITS,
     )
 )

@@ -4,6 +4,7 @@ its error codes, OAuth provider (code flow with rotating refresh tokens) and CLI
 from __future__ import annotations
 
 from services.xero_sink.cli import register as register_cli
+from services.xero_sink.oauth import XeroFlow
 from shared.sinks.registry import DestinationPlugin, OAuthProvider, register
 
 register(
@@ -22,6 +23,7 @@ register(
                 scopes="openid profile email accounting.transactions accounting.contacts "
                 "accounting.settings offline_access",
                 rotating_refresh_tokens=True,
+                flow=XeroFlow(),
             ),
         ),
     )

@@ -24,6 +24,10 @@ mapping account code" the account's mapping to the destination's `customer_table
 mapping to another table (Paddle's Address, Business) is never taken for the customer.
 A missing one ends the run (MissingAccountMappingError) before `deliver` is called.
 
+What the destination contributes to the shared parts (its provider error codes, OAuth
+provider and connect flow, CLI subcommands, money limits) is registered from its own
+`plugin.py` (shared/sinks/registry.py), never added to a shared module.
+
 Rules for `deliver(request, client, calls)`:
 
 - Every provider request goes through `calls`: `calls.call(endpoint, fn, write=True)` for

@@ -17,6 +17,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shared.sinks.oauth import OAuthFlow
 
 CliRegister = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
@@ -30,14 +34,18 @@ class OAuthProvider:
     token_url: str
     scopes: str = ""
     rotating_refresh_tokens: bool = False  # a new refresh token on every refresh (Xero)
+    # The control plane's connect flow (/oauth/<name>/...), when the destination has one.
+    flow: OAuthFlow | None = None
 
 
 @dataclass(frozen=True)
 class MoneyLimits:
     """What the provider accepts per amount, in minor units / major units per currency."""
 
-    max_minor_units: int | None = None
-    minimum_charge: Mapping[str, Decimal] = field(default_factory=dict)
+    max_minor_units: int | None = None  # the largest amount, either sign
+    minimum_charge: Mapping[str, Decimal] = field(default_factory=dict)  # major units
+    # Minor units every amount in the currency is a multiple of, where not 1.
+    amount_step: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,21 @@ def oauth_provider(name: str) -> OAuthProvider | None:
             if provider.name == name:
                 return provider
     return None
+
+
+def oauth_flow(name: str) -> OAuthFlow | None:
+    """The connect flow behind /oauth/<name>/..., or None (unknown, or none registered)."""
+    provider = oauth_provider(name)
+    return provider.flow if provider else None
+
+
+def oauth_flows() -> dict[str, OAuthFlow]:
+    return {
+        provider.name: provider.flow
+        for _, plugin in sorted(plugins().items())
+        for provider in plugin.oauth
+        if provider.flow is not None
+    }
 
 
 def money_limits(family: str) -> MoneyLimits | None:

@@ -19,9 +19,9 @@ from services.stripe_sink.invoice_fields import BILL_ID, ITEM_DIGEST, LINE_ID
 from services.stripe_sink.keys import idempotency_key, ids_hash
 from services.stripe_sink.lines import PlannedLine
 from services.stripe_sink.mapping import Mode, StripeInvoicePlan, plan_invoice
+from services.stripe_sink.money import stripe_amount_step
 from shared.contracts import Account, Bill, LineItem, StripeIntegrationConfig
 from shared.contracts.config import CollectionMethod
-from shared.money import stripe_amount_step
 from shared.sinks.errors import FatalBillError
 from tests.support.builders import account as make_account
 from tests.support.builders import bill as make_bill

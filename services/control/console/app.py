@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import aiohttp_jinja2
 import jinja2
@@ -17,6 +16,7 @@ from services.control.console.state import BOOK, JOBS, SESSION, SESSIONS, JobBoa
 from services.control.context import CTX, ControlContext
 from services.control.errors import ApiError
 from shared.logging import get_logger
+from shared.sinks import registry
 
 log = get_logger(__name__)
 PREFIX = "/console"
@@ -113,16 +113,11 @@ async def _guarded(request: web.Request, handler: session.Handler) -> web.Stream
         )
 
 
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
 def content_policy(ctx: ControlContext) -> str:
     """Forms may only go to the console, and to the OAuth providers' authorize pages (the
     Connect button's redirect)."""
-    c = ctx.control
-    origins = sorted({_origin(c.stripe_connect_authorize_url), _origin(c.xero_authorize_url)})
+    flows = registry.oauth_flows().values()
+    origins = sorted({flow.authorize_origin(ctx.control) for flow in flows})
     return f"{CSP} {' '.join(origins)}"
 
 

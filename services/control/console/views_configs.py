@@ -19,6 +19,7 @@ from services.control.context import ControlContext
 from services.control.errors import ApiError, validation_error
 from services.control.validation import credential_problem, credential_type_for, filter_details
 from shared.contracts import Destination, IntegrationConfig
+from shared.sinks import registry
 from shared.store import RunQuery
 
 
@@ -228,12 +229,8 @@ async def detail(request: web.Request) -> web.Response:
 
 
 def _oauth_ready(ctx: ControlContext, provider: str | None) -> bool:
-    c = ctx.control
-    if provider == "stripe":
-        return bool(c.stripe_connect_client_id and c.stripe_connect_secret_key)
-    if provider == "xero":
-        return bool(c.xero_client_id and c.xero_client_secret)
-    return False
+    flow = registry.oauth_flow(provider) if provider else None
+    return flow is not None and flow.configured(ctx.control)
 
 
 async def edit(request: web.Request) -> web.Response:
