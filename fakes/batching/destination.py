@@ -140,6 +140,7 @@ def plan_item(request: DeliveryRequest) -> dict[str, Any]:
 class BatchingDestination(BatchDestination[BatchingClient]):
     family = "xero"
     external_system = ExternalSystem.XERO
+    customer_table = "Contact"
     credential_type = XeroCredential
 
     def __init__(

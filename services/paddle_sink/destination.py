@@ -23,7 +23,6 @@ configuration) one `QuotaLimiter`, run just under the limit: the sink never reac
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
@@ -31,7 +30,6 @@ import aiohttp
 
 from shared.contracts import (
     Destination,
-    ExternalMapping,
     ExternalSystem,
     PaddleIntegrationConfig,
 )
@@ -64,7 +62,6 @@ from .mapping import (
 )
 
 log = get_logger("sink")
-MappingLookup = Callable[[ExternalSystem, str], Sequence[ExternalMapping]]
 
 PER_MINUTE = 240  # per client IP, every credential together
 # How far before the envelope was routed an earlier attempt's transaction may have been
@@ -82,10 +79,6 @@ STATES = {
 }
 
 
-def _no_mappings(system: ExternalSystem, m3ter_id: str) -> Sequence[ExternalMapping]:
-    return ()
-
-
 def paddle_limits(per_minute: int = PER_MINUTE, window_seconds: float = 60.0) -> ProviderLimits:
     return ProviderLimits(windows=(Window(per_minute, window_seconds),), scope=Scope.PROCESS)
 
@@ -93,6 +86,7 @@ def paddle_limits(per_minute: int = PER_MINUTE, window_seconds: float = 60.0) ->
 class PaddleDestination(SinkDestination[PaddleApi]):
     family = "paddle"
     external_system = ExternalSystem.PADDLE
+    customer_table = "Customer"  # the account's Address and Business mappings are not it
     credential_type = PaddleCredential
 
     def __init__(
@@ -100,17 +94,11 @@ class PaddleDestination(SinkDestination[PaddleApi]):
         api_base: str | None = None,
         *,
         timeout: float = 30.0,
-        mappings: MappingLookup | None = None,
         limits: ProviderLimits | None = None,
     ) -> None:
         self.api_base = api_base  # None: per destination (live, sandbox), see client.py
         self.timeout = timeout
-        self.mappings = mappings
         self.limits = limits or paddle_limits()
-
-    def use_mappings(self, lookup: MappingLookup) -> None:
-        """The external mappings the runner keeps (its state's `mappings_for`)."""
-        self.mappings = lookup
 
     def rate_spec(self, destination: Destination, credential: Credential) -> RateSpec:
         # Not used: provider_limits replaces the per-second limiter.
@@ -159,16 +147,9 @@ class PaddleDestination(SinkDestination[PaddleApi]):
         if not isinstance(config, PaddleIntegrationConfig):
             raise FatalBillError(f"configuration {config.id} is not a Paddle configuration")
         bill = request.envelope.bill
-        lookup = self.mappings or _no_mappings
-        parties = resolve_parties(
-            bill.account_id, config, lookup(ExternalSystem.PADDLE, bill.account_id)
-        )
-        product_rows = [
-            m
-            for pid in {li.product_id for li in bill.line_items if li.product_id}
-            for m in lookup(ExternalSystem.PADDLE, pid)
-        ]
-        return plan_transaction(bill, config, parties, product_ids(bill, config, product_rows))
+        rows = request.mappings.rows  # the account's and its lines' products' Paddle mappings
+        parties = resolve_parties(bill.account_id, config, rows)
+        return plan_transaction(bill, config, parties, product_ids(bill, config, rows))
 
     async def deliver(
         self, request: DeliveryRequest, client: PaddleApi, calls: ProviderCalls

@@ -32,9 +32,9 @@ def parse_rate_limit(text: str) -> tuple[int, float]:
 
 def main() -> None:
     from services.paddle_sink.destination import PaddleDestination, paddle_limits
-    from services.paddle_sink.service import serve
+    from shared.sinks.service import serve_sink
 
     settings = get_settings()
     configure_logging(settings.log_level, service="paddle-sink")
     limits = paddle_limits(*parse_rate_limit(os.environ.get(RATE_LIMIT_ENV, "240/60")))
-    asyncio.run(serve(settings, PaddleDestination(limits=limits)))
+    asyncio.run(serve_sink(settings, PaddleDestination(limits=limits)))

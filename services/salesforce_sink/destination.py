@@ -36,6 +36,7 @@ from .client import (
 )
 from .delivery import BatchDelivery, Outcome
 from .errors import CONCURRENT_LIMIT_RETRY_SECONDS, DAILY_LIMIT_RETRY_SECONDS
+from .mapping import CUSTOMER_TABLE
 
 # Salesforce limits by day and by concurrency, not per second; this only keeps a burst
 # polite (a Composite call carries up to 1,000 records).
@@ -53,6 +54,7 @@ class SalesforceDestination(BatchDestination[SalesforceApi]):
 
     family = "salesforce"
     external_system = ExternalSystem.SALESFORCE
+    customer_table = CUSTOMER_TABLE
     credential_type = SalesforceCredential
 
     def __init__(

@@ -39,6 +39,7 @@ from shared.routing.prepare import prepare_lines
 from shared.sinks.customers import resolve_customer
 from shared.sinks.errors import FatalBillError
 
+CUSTOMER_TABLE = "Account"  # external mappings of an account to a Salesforce Account
 MAX_COLLECTION = 200  # records per sObject Collections request
 MAX_HEAVY_SUBREQUESTS = 5  # collections or queries per Composite request
 MAX_SUBREQUESTS = 25
@@ -178,7 +179,9 @@ def resolve_account(
     """The customer the framework resolves before delivery (shared/sinks/customers.py):
     the m3ter account id, or with "use external mapping account code" the Salesforce
     Account id of the external mapping (MissingAccountMappingError when there is none)."""
-    return resolve_customer(bill.account_id, config, mappings, ExternalSystem.SALESFORCE)
+    return resolve_customer(
+        bill.account_id, config, mappings, ExternalSystem.SALESFORCE, CUSTOMER_TABLE
+    )
 
 
 def account_reference(

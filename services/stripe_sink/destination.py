@@ -43,6 +43,7 @@ def _key_mode(api_key: str) -> str | None:
 class StripeDestination(SinkDestination[StripeApi]):
     family = "stripe"
     external_system = ExternalSystem.STRIPE
+    customer_table = "Customer"
     credential_type = StripeCredential
 
     def __init__(self, api_base: str | None = None, *, timeout: float = 30.0) -> None:

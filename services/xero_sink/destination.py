@@ -8,12 +8,11 @@ organisation until its quota returns (`QuotaExhaustedError`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from shared.contracts import (
     Destination,
-    ExternalMapping,
     ExternalSystem,
     IntegrationConfig,
     RunStatus,
@@ -45,14 +44,11 @@ from .mapping import plan_document
 XERO_LIMITS = ProviderLimits((Window(60, 61.0),), concurrent=5, daily=5000, scope=Scope.TENANT)
 XERO_BATCH = BatchPolicy(50, 1.0)  # Xero recommends 50 documents or fewer per call
 
-# The external mappings a bill's lines need (Product -> Item/Account, PricingBand -> Item):
-# given an m3ter id, every Xero mapping for it.
-MappingLookup = Callable[[ExternalSystem, str], list[ExternalMapping]]
-
 
 class XeroDestination(BatchDestination[XeroApi]):
     family = "xero"
     external_system = ExternalSystem.XERO
+    customer_table = "Contact"
     credential_type = XeroCredential
 
     def __init__(
@@ -64,7 +60,6 @@ class XeroDestination(BatchDestination[XeroApi]):
         limits: ProviderLimits = XERO_LIMITS,
         policy: BatchPolicy = XERO_BATCH,
         timeout: float = 30.0,
-        mappings: MappingLookup | None = None,
     ) -> None:
         self.api_base = api_base or api_base_from_env()
         self.refresher = refresher
@@ -72,11 +67,6 @@ class XeroDestination(BatchDestination[XeroApi]):
         self.limits = limits
         self.batch_policy = policy
         self.timeout = timeout
-        self.mappings = mappings
-
-    def use_mappings(self, lookup: MappingLookup) -> None:
-        """Where line mappings come from (the runner's index of the external-mappings topic)."""
-        self.mappings = lookup
 
     def rate_spec(self, destination: Destination, credential: Credential) -> RateSpec:
         return RateSpec(None)  # the provider limits below govern
@@ -121,19 +111,6 @@ class XeroDestination(BatchDestination[XeroApi]):
         message = exc.message + (f" (rate limit: {problem})" if problem else "")
         return classify_response(exc.status, message, provider_code=exc.code, headers=exc.headers)
 
-    def _lines_mappings(self, request: DeliveryRequest) -> list[ExternalMapping]:
-        if self.mappings is None:
-            return []
-        ids: set[str] = set()
-        for line in request.envelope.bill.line_items:
-            if line.product_id:
-                ids.add(line.product_id)
-            ids.update(b.pricing_band_id for b in line.usage_per_pricing_band if b.pricing_band_id)
-        found: list[ExternalMapping] = []
-        for m3ter_id in sorted(ids):
-            found.extend(self.mappings(ExternalSystem.XERO, m3ter_id))
-        return found
-
     async def deliver_batch(
         self, requests: Sequence[DeliveryRequest], client: XeroApi, calls: ProviderCalls
     ) -> list[Outcome]:
@@ -150,7 +127,8 @@ class XeroDestination(BatchDestination[XeroApi]):
                     request.envelope.account,
                     config,
                     request.customer_id,
-                    self._lines_mappings(request),
+                    # Product -> Item/Account, PricingBand -> Item: the request carries them
+                    request.mappings.rows,
                 )
             except FatalBillError as err:  # refused before any call; neighbours go on
                 outcomes[index] = err

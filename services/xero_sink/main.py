@@ -54,7 +54,6 @@ async def serve(settings: Settings) -> None:
             refresher = TokenRefresher(source, AuthlibExchange(token_url_from_env()), lease=leases)
         destination = XeroDestination(refresher=refresher)
         runner = SinkRunner(settings, destination)
-        destination.use_mappings(runner.state.mappings_for)
         http = ObservabilityServer("xero-sink", runner.health)
         await runner.start()
         stack.push_async_callback(runner.stop)

@@ -7,6 +7,23 @@ shared.sinks.consumer, the delivery policy in shared.sinks.policy) owns everythi
 consuming, de-duplication, the invoice map, customer resolution, credentials, retries,
 rate limiting, run records, metrics.
 
+What a `DeliveryRequest` carries: the envelope (prepared bill, account, configuration
+as routed), `config`, `customer_id`, `existing`, `recovering`, `attempt`, `run_id`, and
+`mappings` (`shared.sinks.customers.BillMappings`): every external mapping, in the
+destination's `external_system`, of the bill's account, of the products on its lines and
+of their pricing bands. `mappings.for_account(table)`, `for_product(product_id, table)`
+and `find(entity, m3ter_id, table)` give the best usable one by the configuration's rule
+(parented to this configuration, then unparented, then elsewhere; with "enforce external
+mappings for config" only this configuration's); `mappings.rows` has them all, for a
+destination that must tell "none at all" from "none for this configuration". A
+destination reads its mappings from the request, never from the runner.
+
+`customer_id` is resolved by the framework: the m3ter account id, or with "use external
+mapping account code" the account's mapping to the destination's `customer_table`
+(Stripe Customer, Paddle Customer, Xero Contact, Salesforce Account); an account's
+mapping to another table (Paddle's Address, Business) is never taken for the customer.
+A missing one ends the run (MissingAccountMappingError) before `deliver` is called.
+
 What the destination contributes to the shared parts (its provider error codes, OAuth
 provider and connect flow, CLI subcommands, money limits) is registered from its own
 `plugin.py` (shared/sinks/registry.py), never added to a shared module.
@@ -51,6 +68,7 @@ from prometheus_client import Counter, Histogram
 from shared.contracts import Destination as DestinationName
 from shared.contracts import DispatchEnvelope, ExternalSystem, IntegrationConfig, RunStatus
 from shared.credentials import Credential
+from shared.sinks.customers import NO_MAPPINGS, BillMappings
 from shared.sinks.errors import (
     FatalBillError,
     ProviderTimeoutError,
@@ -93,6 +111,9 @@ class DeliveryRequest:
     recovering: bool  # an earlier attempt may have written: look up before writing
     attempt: int
     run_id: str
+    # The external mappings that concern the bill in the destination's external system
+    # (the account's, its lines' products' and pricing bands'): see shared.sinks.customers.
+    mappings: BillMappings = NO_MAPPINGS
 
     @property
     def destination(self) -> DestinationName:
@@ -205,7 +226,10 @@ class ProviderCalls:
 
 class SinkDestination(ABC, Generic[ClientT]):
     family: ClassVar[str]  # "stripe": the dispatch topic is dispatch.<family>
-    external_system: ClassVar[ExternalSystem]  # whose external mappings resolve customers
+    external_system: ClassVar[ExternalSystem]  # whose external mappings a request carries
+    # The external table an account maps to for the customer ("Customer", "Contact", ...):
+    # a mapping of the account to any other table is never taken for the customer.
+    customer_table: ClassVar[str]
     credential_type: ClassVar[type[Any]]
 
     @abstractmethod

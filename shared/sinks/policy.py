@@ -60,7 +60,7 @@ from shared.credentials import Credential
 from shared.logging import get_logger
 from shared.sinks import metrics as m
 from shared.sinks.batching import BatchDestination, BatchPath, CallLimiter
-from shared.sinks.customers import resolve_customer
+from shared.sinks.customers import BillMappings, bill_mappings, resolve_customer
 from shared.sinks.destination import DeliveryRequest, DeliveryResult, ProviderCalls, SinkDestination
 from shared.sinks.errors import (
     AuthenticationError,
@@ -284,17 +284,16 @@ class DeliveryPolicy:
             )
             return
         try:
+            system = self.destination.external_system
+            mappings = bill_mappings(bill, config, system, self.state.mappings_for)
             customer = resolve_customer(
-                bill.account_id,
-                config,
-                self.state.mappings_for(self.destination.external_system, bill.account_id),
-                self.destination.external_system,
+                bill.account_id, config, mappings.rows, system, self.destination.customer_table
             )
             credential = self._credential_for(config)
             # A PENDING record left by an earlier attempt means a write may have happened.
             recovering = existing is not None and existing.state is InvoiceState.PENDING
             result, existing = await self._deliver_with_retries(
-                envelope, run_id, customer, credential, existing, recovering
+                envelope, run_id, customer, mappings, credential, existing, recovering
             )
         except Parked as parked:
             # Not final: the run waits for the quota's reset (the offset moves on).
@@ -325,6 +324,7 @@ class DeliveryPolicy:
         envelope: DispatchEnvelope,
         run_id: str,
         customer: str,
+        mappings: BillMappings,
         credential: Credential,
         existing: InvoiceMapRecord | None,
         recovering: bool,
@@ -362,6 +362,7 @@ class DeliveryPolicy:
                             recovering,
                             attempt,
                             run_id,
+                            mappings,
                         )
                         try:
                             result = await asyncio.wait_for(

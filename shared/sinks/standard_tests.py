@@ -56,6 +56,7 @@ from shared.credentials.store import publish_credential, seal
 from shared.kafka.producer import make_producer
 from shared.kafka.topics import ensure_topics
 from shared.settings import Settings
+from shared.sinks.customers import BillMappings, bill_mappings
 from shared.sinks.destination import (
     DeliveryRequest,
     DeliveryResult,
@@ -100,6 +101,22 @@ class StandardHarness(ABC):
     @abstractmethod
     def config(self, *, editable: bool) -> IntegrationConfig:
         """A configuration for the fake. `editable`: invoices stay editable (drafts)."""
+
+    def external_mappings(self) -> list[ExternalMapping]:
+        """External mappings the destination needs beyond the customer (Paddle's Address):
+        the runner's state holds them, and each request carries the bill's."""
+        return []
+
+    def bill_mappings(self, envelope: DispatchEnvelope) -> BillMappings:
+        rows = self.external_mappings()
+        return bill_mappings(
+            envelope.bill,
+            envelope.integration_config,
+            self.destination.external_system,
+            lambda system, m3ter_id: [
+                m for m in rows if m.external_system is system and m.m3ter_id == m3ter_id
+            ],
+        )
 
     @abstractmethod
     async def invoices_for(self, bill_id: str) -> list[ExternalInvoice]:
@@ -266,6 +283,7 @@ class DestinationStandardTests:
             recovering,
             attempt,
             f"run-{envelope.bill.id}-{attempt}",
+            h.bill_mappings(envelope),
         )
         try:
             return await dest.deliver(request, client, calls), calls
@@ -385,6 +403,7 @@ class DestinationStandardTests:
                         False,
                         1,
                         "run",
+                        harness.bill_mappings(envelope),
                     ),
                     client,
                     calls,
@@ -421,12 +440,13 @@ class DestinationStandardTests:
             ExternalMapping(
                 id="map-standard",
                 external_system=h.destination.external_system,
-                external_table="Customer",
+                external_table=h.destination.customer_table,
                 external_id=h.customer_id,
                 m3ter_entity="Account",
                 m3ter_id="acc-standard",
             )
         )
+        state.mappings.extend(h.external_mappings())
         return DeliveryPolicy(h.destination, state, RUNNER_OPTIONS), state
 
     @staticmethod
@@ -569,10 +589,10 @@ class DestinationStandardTests:
             await publish_credential(
                 producer, settings.topics.name("credentials"), seal(cred, cipher)
             )
-            mapping = self.runner(harness)[1].mappings[0]
+            mappings = self.runner(harness)[1].mappings
             for topic, key, value in (
                 ("integration_configs", config.id, config.to_bytes()),
-                ("external_mappings", mapping.id, mapping.to_bytes()),
+                *(("external_mappings", m.id, m.to_bytes()) for m in mappings),
             ):
                 await producer.send_and_wait(settings.topics.name(topic), value, key=key.encode())
             await harness.inject(Fault.SERVER_ERROR)

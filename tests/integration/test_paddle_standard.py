@@ -3,7 +3,7 @@ the broker, through the whole sink runner)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -17,7 +17,6 @@ from shared.contracts import (
     Bill,
     Destination,
     ExternalMapping,
-    ExternalSystem,
     IntegrationConfig,
     parse_config,
 )
@@ -59,12 +58,12 @@ class PaddleHarness(StandardHarness):
         self.fake = fake
         ids = fake.seed_customer(name="Standard Tests Inc")
         self.rows = account_mappings(ACCOUNT, ids)
-        self.destination = PaddleDestination(api_base=fake.url, mappings=self.lookup)
+        self.destination = PaddleDestination(api_base=fake.url)
         self.credential = PaddleCredential(id="cred-std", api_key=SecretStr(API_KEY))
         self.customer_id = ids["customer_id"]
 
-    def lookup(self, system: ExternalSystem, m3ter_id: str) -> Sequence[ExternalMapping]:
-        return [m for m in self.rows if m.external_system is system and m.m3ter_id == m3ter_id]
+    def external_mappings(self) -> list[ExternalMapping]:
+        return list(self.rows)
 
     def config(self, *, editable: bool, **dest: Any) -> IntegrationConfig:
         # Paddle transactions are always left as drafts (`editable` changes nothing).

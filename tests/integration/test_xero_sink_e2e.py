@@ -122,7 +122,6 @@ class XeroStack:
     async def sink(self) -> AsyncIterator[SinkRunner]:
         destination = XeroDestination(self.fake.url, token_url=f"{self.fake.url}/connect/token")
         runner = SinkRunner(self.settings, destination, FAST, self.cipher)
-        destination.use_mappings(runner.state.mappings_for)
         async with running_sink(runner) as running:
             yield running
 

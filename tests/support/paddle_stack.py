@@ -12,7 +12,6 @@ from typing import Any
 
 from fakes.paddle import FakePaddle
 from services.paddle_sink.destination import PaddleDestination
-from services.paddle_sink.service import paddle_runner
 from shared.contracts import ExternalMapping, IntegrationConfig, ResultRecordAdapter
 from shared.contracts.runs import IntegrationEvent, IntegrationRun
 from shared.credentials import CredentialAdapter, CredentialCipher, generate_key
@@ -69,7 +68,7 @@ class PaddleStack:
     def runner(self, **option_overrides: Any) -> SinkRunner:
         options = self.options.model_copy(update=option_overrides)
         destination = PaddleDestination(api_base=self.url)
-        return paddle_runner(self.settings, destination, options, CredentialCipher(self.key))
+        return SinkRunner(self.settings, destination, options, CredentialCipher(self.key))
 
     @contextlib.asynccontextmanager
     async def sink(self, **option_overrides: Any) -> AsyncIterator[SinkRunner]:

@@ -28,6 +28,7 @@ from shared.contracts import (
     parse_config,
 )
 from shared.credentials import PaddleCredential
+from shared.sinks.customers import bill_mappings
 from shared.sinks.destination import DeliveryRequest, DeliveryResult, ProviderCalls
 from shared.sinks.errors import (
     AuthenticationError,
@@ -71,7 +72,7 @@ class Setup:
         self.ids = fake.seed_customer(name="Acme")
         self.rows = rows_for("acc-1", self.ids)
         assert fake.url
-        self.destination = PaddleDestination(api_base=fake.url, mappings=self.lookup)
+        self.destination = PaddleDestination(api_base=fake.url)
         self.credential = PaddleCredential(id="cred-1", api_key=SecretStr(KEY))
 
     def lookup(self, system: ExternalSystem, m3ter_id: str) -> Sequence[ExternalMapping]:
@@ -122,7 +123,10 @@ class Setup:
         calls = ProviderCalls(
             "paddle", limiter or AdaptiveRateLimiter(RateSpec(None)), dest.classify
         )
-        request = DeliveryRequest(envelope, config, "unused", record, recovering, 1, "run-1")
+        mappings = bill_mappings(envelope.bill, config, ExternalSystem.PADDLE, self.lookup)
+        request = DeliveryRequest(
+            envelope, config, "unused", record, recovering, 1, "run-1", mappings
+        )
         try:
             return await dest.deliver(request, client, calls), calls
         finally:

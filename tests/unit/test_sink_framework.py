@@ -99,7 +99,7 @@ def _mapping(
 
 
 def test_customer_is_the_account_id_without_external_mappings() -> None:
-    assert resolve_customer("acc-1", config(), [], ExternalSystem.STRIPE) == "acc-1"
+    assert resolve_customer("acc-1", config(), [], ExternalSystem.STRIPE, "Customer") == "acc-1"
 
 
 def test_customer_from_external_mapping_prefers_own_configuration() -> None:
@@ -110,8 +110,10 @@ def test_customer_from_external_mapping_prefers_own_configuration() -> None:
         _mapping("m3", "cus_mine", parent="cfg-1"),
         _mapping("m4", "xero", system=ExternalSystem.XERO, parent="cfg-1"),
     ]
-    assert resolve_customer("acc-1", cfg, maps, ExternalSystem.STRIPE) == "cus_mine"
-    assert resolve_customer("acc-1", cfg, maps[:2], ExternalSystem.STRIPE) == "cus_global"
+    assert resolve_customer("acc-1", cfg, maps, ExternalSystem.STRIPE, "Customer") == "cus_mine"
+    assert (
+        resolve_customer("acc-1", cfg, maps[:2], ExternalSystem.STRIPE, "Customer") == "cus_global"
+    )
 
 
 def test_enforced_mappings_only_use_this_configurations_mappings() -> None:
@@ -120,10 +122,16 @@ def test_enforced_mappings_only_use_this_configurations_mappings() -> None:
         entity={"useExternalMappingAccountCode": True, "enforceExternalMappingsForConfig": True},
     )
     with pytest.raises(MissingAccountMappingError, match="parent configuration 'cfg-1'"):
-        resolve_customer("acc-1", cfg, [_mapping("m2", "cus_global")], ExternalSystem.STRIPE)
+        resolve_customer(
+            "acc-1", cfg, [_mapping("m2", "cus_global")], ExternalSystem.STRIPE, "Customer"
+        )
     assert (
         resolve_customer(
-            "acc-1", cfg, [_mapping("m3", "cus_x", parent="cfg-1")], ExternalSystem.STRIPE
+            "acc-1",
+            cfg,
+            [_mapping("m3", "cus_x", parent="cfg-1")],
+            ExternalSystem.STRIPE,
+            "Customer",
         )
         == "cus_x"
     )
@@ -132,7 +140,7 @@ def test_enforced_mappings_only_use_this_configurations_mappings() -> None:
 def test_missing_mapping_says_what_to_do() -> None:
     cfg = config(entity={"useExternalMappingAccountCode": True})
     with pytest.raises(MissingAccountMappingError, match="create an external mapping"):
-        resolve_customer("acc-7", cfg, [], ExternalSystem.STRIPE)
+        resolve_customer("acc-7", cfg, [], ExternalSystem.STRIPE, "Customer")
 
 
 def test_mapping_index_follows_updates_and_tombstones() -> None:

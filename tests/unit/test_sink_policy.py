@@ -14,6 +14,7 @@ from shared.contracts import (
     Destination,
     DispatchEnvelope,
     EventType,
+    ExternalMapping,
     ExternalSystem,
     IntegrationConfig,
     RunStatus,
@@ -40,6 +41,7 @@ class Scripted(SinkDestination[None]):
 
     family = "stripe"
     external_system = ExternalSystem.STRIPE
+    customer_table = "Customer"
     credential_type = StripeCredential
 
     def __init__(self, *outcomes: DeliveryResult | Exception) -> None:
@@ -239,3 +241,40 @@ async def test_giving_up_removes_what_a_first_delivery_left_half_written() -> No
     await policy.process(envelope(version=1))
     await policy.process(envelope(version=2))
     assert state.runs()[-1].status is RunStatus.ERROR and dest.abandoned == []
+
+
+async def test_the_request_carries_the_bills_mappings_and_the_customer_table_decides() -> None:
+    policy, dest, state = setup(DONE)
+    cfg = config(
+        "cfg-1",
+        "STRIPE_TEST",
+        integrationCredentialsId="cred-1",
+        entity={"useExternalMappingAccountCode": True},
+    )
+    b = bill("bill-1", "acc-1", embed=account("acc-1"), lines=[line("l1", productId="prod-a")])
+    [(_, _, body)] = EnvelopeBuilder({}).build(b, b.account, [cfg], Trigger.GENERATED, "t/0/0")
+
+    def row(mid: str, table: str, ext: str, entity: str = "Account", of: str = "acc-1") -> None:
+        state.mappings.append(
+            ExternalMapping(
+                id=mid,
+                external_system=ExternalSystem.STRIPE,
+                external_table=table,
+                external_id=ext,
+                m3ter_entity=entity,
+                m3ter_id=of,
+                integration_config_id="cfg-1" if table == "Address" else None,
+            )
+        )
+
+    row("a-address", "Address", "addr_1")  # ranks first without the table rule
+    row("b-customer", "Customer", "cus_1")
+    row("c-product", "Product", "prod_1", "Product", "prod-a")
+    row("d-other", "Customer", "cus_2", of="acc-2")
+    await policy.process(DispatchEnvelope.model_validate_json(body))
+    assert statuses(state) == ["STARTED", "COMPLETE"]
+    [request] = dest.requests
+    assert request.customer_id == "cus_1"
+    assert [m.id for m in request.mappings.rows] == ["a-address", "b-customer", "c-product"]
+    product = request.mappings.for_product("prod-a", "Product")
+    assert product is not None and product.external_id == "prod_1"

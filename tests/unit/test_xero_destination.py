@@ -33,6 +33,7 @@ from shared.contracts import (
 )
 from shared.credentials import XeroCredential
 from shared.sinks.batching import Outcome
+from shared.sinks.customers import bill_mappings
 from shared.sinks.destination import DeliveryRequest, DeliveryResult, ProviderCalls
 from shared.sinks.errors import (
     AuthenticationError,
@@ -91,7 +92,9 @@ def request(
     *,
     existing: InvoiceMapRecord | None = None,
     recovering: bool = False,
+    mappings: Sequence[ExternalMapping] = (),
 ) -> DeliveryRequest:
+    """A request as the framework builds it: with the bill's Xero mappings."""
     cfg = cfg or xero_config()
     envelope = DispatchEnvelope(
         dispatch_id=dispatch_id(b.id, b.version, cfg.id, cfg.version, Trigger.GENERATED),
@@ -103,7 +106,10 @@ def request(
         account=Account(id=b.account_id, account_name="Acme"),
         routed_at=datetime.now(UTC).isoformat(),
     )
-    return DeliveryRequest(envelope, cfg, CONTACT, existing, recovering, 1, f"run-{b.id}")
+    view = bill_mappings(
+        b, cfg, ExternalSystem.XERO, lambda s, i: [m for m in mappings if m.m3ter_id == i]
+    )
+    return DeliveryRequest(envelope, cfg, CONTACT, existing, recovering, 1, f"run-{b.id}", view)
 
 
 def bill(bill_id: str = "bill-1", version: int = 1, *lines: Any, **fields: Any) -> Bill:
@@ -243,12 +249,9 @@ async def test_item_codes_come_from_the_mappings_the_sink_is_given(fake: FakeXer
         }
     )
 
-    def lookup(system: ExternalSystem, m3ter_id: str) -> list[ExternalMapping]:
-        return [item] if m3ter_id == "prod-api" else []
-
-    sink = Sink(fake, credential(fake), mappings=lookup)
+    sink = Sink(fake, credential(fake))
     try:
-        ok((await sink.deliver([request(bill())]))[0])
+        ok((await sink.deliver([request(bill(), mappings=[item])]))[0])
     finally:
         await sink.close()
     assert fake.documents(TENANT)[0]["LineItems"][0]["ItemCode"] == "API"
@@ -451,9 +454,6 @@ async def test_split_sort_exclusions_and_enforced_mappings_reach_xero(fake: Fake
     other = {**mine, "id": "m2", "externalId": "OTHER", "integrationConfigId": "cfg-other"}
     index = [ExternalMapping.model_validate(m) for m in (mine, other)]
 
-    def lookup(system: ExternalSystem, m3ter_id: str) -> list[ExternalMapping]:
-        return [m for m in index if m.m3ter_id == m3ter_id]
-
     entity = {
         "useExternalMappingAccountCode": True,
         "enforceExternalMappingsForConfig": True,
@@ -463,9 +463,9 @@ async def test_split_sort_exclusions_and_enforced_mappings_reach_xero(fake: Fake
     cfg = make_config(
         "cfg-x", "XERO", entity=entity, dest={"splitUsageLineItems": "ITEM_PER_USAGE_BAND"}
     )
-    sink = Sink(fake, credential(fake), mappings=lookup)
+    sink = Sink(fake, credential(fake))
     try:
-        ok((await sink.deliver([request(bill("bill-1", 1, *lines), cfg)]))[0])
+        ok((await sink.deliver([request(bill("bill-1", 1, *lines), cfg, mappings=index)]))[0])
     finally:
         await sink.close()
     (doc,) = fake.documents(TENANT)

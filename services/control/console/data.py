@@ -206,11 +206,16 @@ def preview_payload(
             "accounts topic): the router would dead-letter this bill"
         )
         return preview
+    from services.stripe_sink.destination import StripeDestination
     from services.stripe_sink.mapping import plan_invoice  # the sink's own pure plan
 
     try:
         preview.customer = resolve_customer(
-            account.id, config, mappings, SYSTEM[config.destination.family]
+            account.id,
+            config,
+            mappings,
+            SYSTEM[config.destination.family],
+            StripeDestination.customer_table,
         )
         plan = plan_invoice(prepared, account, config, preview.customer)
     except (FatalBillError, MissingAccountMappingError) as exc:
