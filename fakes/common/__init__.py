@@ -1,0 +1,1 @@
+"""Pieces every local fake shares: the command-line entry point (`serve`)."""
