@@ -24,6 +24,8 @@ from typing import Any
 
 from aiohttp import web
 
+from fakes.common.serve import start_app
+
 
 @dataclass
 class FakeBatchingConfig:
@@ -71,14 +73,9 @@ class FakeBatching:
         self.url: str | None = None
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        runner = web.AppRunner(self.app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        self._runner = runner
-        bound_host, bound_port = runner.addresses[0][:2]
-        self.url = f"http://{bound_host}:{bound_port}"
-        return self.url
+        self._runner, url = await start_app(self.app, host, port)
+        self.url = url
+        return url
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -1,1 +1,2 @@
-"""Pieces every local fake shares: the command-line entry point (`serve`)."""
+"""Pieces the local fakes share: serving an app and the command-line entry point
+(`serve`), and the ``/_fake/config`` patch of the Stripe and Paddle fakes (`config`)."""

@@ -1,5 +1,6 @@
-"""The command-line entry point every fake shares: ``--host``/``--port``/``--log-level``,
-serving the fake's aiohttp app until SIGTERM or SIGINT, then stopping it.
+"""Serving a fake: `start_app` binds a fake's aiohttp app on host/port (every fake's
+``start``), and the command-line entry point every fake shares: ``--host``/``--port``/
+``--log-level``, serving the fake until SIGTERM or SIGINT, then stopping it.
 
 Each fake's ``cli.py`` keeps only its own options (`parser` then `parse`), how it builds
 the fake from them, and what it prints once listening (the URL by default; stack.sh and
@@ -14,6 +15,18 @@ import logging
 import signal
 from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
+
+from aiohttp import web
+
+
+async def start_app(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, str]:
+    """Serve `app` on ``host:port`` (0 picks a free port): the runner (to clean up on stop)
+    and the base URL actually bound."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    bound_host, bound_port = runner.addresses[0][:2]
+    return runner, f"http://{bound_host}:{bound_port}"
 
 
 class Servable(Protocol):

@@ -10,6 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
+from fakes.common.serve import start_app
+
 from . import core, transactions
 from .config import FakePaddleConfig
 from .errors import PaddleError
@@ -43,13 +45,9 @@ class FakePaddle:
         self.url: str | None = None
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        runner = web.AppRunner(self.app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, host, port).start()
-        self._runner = runner
-        bound_host, bound_port = runner.addresses[0][:2]
-        self.url = f"http://{bound_host}:{bound_port}"
-        return self.url
+        self._runner, url = await start_app(self.app, host, port)
+        self.url = url
+        return url
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -8,6 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
+from fakes.common.serve import start_app
+
 from . import customers
 from .app import build_app, control_routes, state_json
 from .config import FakeStripeConfig
@@ -49,14 +51,9 @@ class FakeStripe:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Serve on ``host:port`` (0 picks a free port); returns the base URL."""
-        runner = web.AppRunner(self.app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        self._runner = runner
-        bound_host, bound_port = runner.addresses[0][:2]
-        self.url = f"http://{bound_host}:{bound_port}"
-        return self.url
+        self._runner, url = await start_app(self.app, host, port)
+        self.url = url
+        return url
 
     async def stop(self) -> None:
         await self.core.webhooks.close()

@@ -51,6 +51,8 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from fakes.common.serve import start_app
+
 from .documents import CREDIT_NOTE, INVOICE, JSON, KINDS, Kind, Organisation
 from .wire import dumps, loads
 
@@ -188,13 +190,9 @@ class FakeXero:
     # ---- lifecycle ----------------------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        runner = web.AppRunner(self.app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, host, port).start()
-        self._runner = runner
-        bound_host, bound_port = runner.addresses[0][:2]
-        self.url = f"http://{bound_host}:{bound_port}"
-        return self.url
+        self._runner, url = await start_app(self.app, host, port)
+        self.url = url
+        return url
 
     async def stop(self) -> None:
         if self._runner is not None:
