@@ -51,6 +51,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from fakes.common.faults import drop_connection
 from fakes.common.serve import start_app
 
 from .documents import CREDIT_NOTE, INVOICE, JSON, KINDS, Kind, Organisation
@@ -387,12 +388,12 @@ class FakeXero:
             if fault is not None and fault.status is not None:
                 response: web.StreamResponse = self._injected(fault)
             elif fault is not None and fault.action == "drop_before_commit":
-                return _drop(request)
+                return drop_connection(request)
             else:
                 response = await handler(self.organisations[tenant_id])
                 if fault is not None and fault.action == "drop_after_commit":
                     self.stats["dropped_after_commit"] += 1
-                    return _drop(request)
+                    return drop_connection(request)
         finally:
             usage.active -= 1
         response.headers.update(self._remaining(tenant_id))
@@ -822,12 +823,6 @@ def _copy(org: Organisation) -> Organisation:
 def _adopt(org: Organisation, trial: Organisation) -> None:
     org.contacts, org.documents, org.numbers = trial.contacts, trial.documents, trial.numbers
     org.sequence = trial.sequence
-
-
-def _drop(request: web.Request) -> web.Response:
-    if request.transport is not None:
-        request.transport.close()
-    return web.Response(status=204)  # never reaches the client
 
 
 __all__ = ["CREDIT_NOTE", "INVOICE", "FakeXero", "FakeXeroConfig", "Fault", "validation_exception"]
