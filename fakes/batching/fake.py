@@ -24,7 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
-from fakes.common.serve import start_app
+from fakes.common.serve import ServedApp
 
 
 @dataclass
@@ -48,7 +48,7 @@ class _Tenant:
     today: int = 0
 
 
-class FakeBatching:
+class FakeBatching(ServedApp):
     def __init__(self, **config: Any) -> None:
         self.config = FakeBatchingConfig(**config)
         self.invoices: dict[str, dict[str, Any]] = {}  # by id
@@ -71,16 +71,6 @@ class FakeBatching:
         )
         self._runner: web.AppRunner | None = None
         self.url: str | None = None
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        self._runner, url = await start_app(self.app, host, port)
-        self.url = url
-        return url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     # ---- control ------------------------------------------------------------------------
 

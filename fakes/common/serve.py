@@ -1,6 +1,7 @@
-"""Serving a fake: `start_app` binds a fake's aiohttp app on host/port (every fake's
-``start``), and the command-line entry point every fake shares: ``--host``/``--port``/
-``--log-level``, serving the fake until SIGTERM or SIGINT, then stopping it.
+"""Serving a fake: `start_app` binds a fake's aiohttp app on host/port, `ServedApp` gives
+a fake its ``start``/``stop``, and the command-line entry point every fake shares:
+``--host``/``--port``/``--log-level``, serving the fake until SIGTERM or SIGINT, then
+stopping it.
 
 Each fake's ``cli.py`` keeps only its own options (`parser` then `parse`), how it builds
 the fake from them, and what it prints once listening (the URL by default; stack.sh and
@@ -27,6 +28,26 @@ async def start_app(app: web.Application, host: str, port: int) -> tuple[web.App
     await web.TCPSite(runner, host, port).start()
     bound_host, bound_port = runner.addresses[0][:2]
     return runner, f"http://{bound_host}:{bound_port}"
+
+
+class ServedApp:
+    """A fake serving its aiohttp ``app``: ``start`` (0 picks a free port; returns the base
+    URL, also kept in ``url``) and ``stop``. The fake sets ``app``, ``_runner = None`` and
+    ``url = None`` in its ``__init__``."""
+
+    app: web.Application
+    _runner: web.AppRunner | None
+    url: str | None
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        self._runner, url = await start_app(self.app, host, port)
+        self.url = url
+        return url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
 
 
 class Servable(Protocol):

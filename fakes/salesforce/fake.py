@@ -33,7 +33,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from aiohttp import web
 
-from fakes.common.serve import start_app
+from fakes.common.serve import ServedApp
 
 from .auth import Authority, ConnectedApp, OAuthError
 from .schema import ObjectDef, default_objects
@@ -94,7 +94,7 @@ def _sf_error(status: int, code: str, message: str, headers: dict[str, str]) -> 
     )
 
 
-class FakeSalesforce:
+class FakeSalesforce(ServedApp):
     def __init__(
         self,
         *,
@@ -132,15 +132,9 @@ class FakeSalesforce:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        self._runner, url = await start_app(self.app, host, port)
-        self.url = url
+        url = await super().start(host, port)
         self.auth.audiences.add(url)  # a My Domain login host is an audience too
         return url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     # -- control ---------------------------------------------------------------------------
 

@@ -52,7 +52,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from fakes.common.faults import drop_connection
-from fakes.common.serve import start_app
+from fakes.common.serve import ServedApp
 
 from .documents import CREDIT_NOTE, INVOICE, JSON, KINDS, Kind, Organisation
 from .wire import dumps, loads
@@ -142,7 +142,7 @@ def validation_exception(message: str, elements: list[JSON] | None = None) -> JS
     return body
 
 
-class FakeXero:
+class FakeXero(ServedApp):
     def __init__(self, *, clock: Callable[[], float] = time.monotonic, **config: Any) -> None:
         self.config = FakeXeroConfig(**config)
         self.clock = clock
@@ -188,17 +188,7 @@ class FakeXero:
         self._runner: web.AppRunner | None = None
         self.url: str | None = None
 
-    # ---- lifecycle ----------------------------------------------------------------------
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        self._runner, url = await start_app(self.app, host, port)
-        self.url = url
-        return url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+    # ---- lifecycle (``start``/``stop`` from ServedApp) ------------------------------------
 
     @property
     def api_url(self) -> str:
