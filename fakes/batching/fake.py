@@ -24,6 +24,8 @@ from typing import Any
 
 from aiohttp import web
 
+from fakes.common.serve import ServedApp
+
 
 @dataclass
 class FakeBatchingConfig:
@@ -46,7 +48,7 @@ class _Tenant:
     today: int = 0
 
 
-class FakeBatching:
+class FakeBatching(ServedApp):
     def __init__(self, **config: Any) -> None:
         self.config = FakeBatchingConfig(**config)
         self.invoices: dict[str, dict[str, Any]] = {}  # by id
@@ -69,21 +71,6 @@ class FakeBatching:
         )
         self._runner: web.AppRunner | None = None
         self.url: str | None = None
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        runner = web.AppRunner(self.app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        self._runner = runner
-        bound_host, bound_port = runner.addresses[0][:2]
-        self.url = f"http://{bound_host}:{bound_port}"
-        return self.url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     # ---- control ------------------------------------------------------------------------
 

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import json
-import logging
-import signal
 import sys
 from collections.abc import Sequence
+
+from fakes.common import serve
 
 from .fake import FakePaddle
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m fakes.paddle", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=12112)
+    parser = serve.parser("python -m fakes.paddle", __doc__, 12112)
     parser.add_argument("--environment", choices=("sandbox", "live"), default="sandbox")
     parser.add_argument("--keys", default="pdl_sdbx_apikey_local", help="comma-separated keys")
     parser.add_argument(
@@ -27,8 +23,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "address add_<same 26> and a business biz_<same 26>",
     )
     parser.add_argument("--no-rate-limits", action="store_true")
-    parser.add_argument("--log-level", default="INFO")
-    return parser.parse_args(list(argv))
+    return serve.parse(parser, argv)
 
 
 def build(args: argparse.Namespace) -> FakePaddle:
@@ -49,22 +44,5 @@ def build(args: argparse.Namespace) -> FakePaddle:
     return fake
 
 
-async def serve(fake: FakePaddle, host: str, port: int) -> None:
-    url = await fake.start(host, port)
-    print(url, flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await fake.stop()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=args.log_level.upper())
-    asyncio.run(serve(build(args), args.host, args.port))
-    return 0
+    return serve.run(parse_args(sys.argv[1:] if argv is None else argv), build)

@@ -5,10 +5,11 @@ Patched at runtime with the same JSON shape through ``FakePaddle.configure(...)`
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-FAULT_ACTIONS = ("status", "drop_before_commit", "drop_after_commit")
+from fakes.common.config import patch_config
+
 ENVIRONMENTS = ("sandbox", "live")
 KEY_PREFIXES = {"live": "pdl_live_apikey_", "sandbox": "pdl_sdbx_apikey_"}
 
@@ -60,28 +61,8 @@ def mask(key: str) -> str:
     return prefix + "*" * 4
 
 
-_SECTIONS: dict[str, type[Any]] = {"rate_limits": RateLimitConfig, "faults": FaultConfig}
-
-
-def _patch(target: Any, patch: dict[str, Any], where: str) -> None:
-    names = {f.name for f in fields(target)}
-    for key, value in patch.items():
-        if key not in names:
-            raise ValueError(f"unknown config key: {where}{key}")
-        if key in _SECTIONS and isinstance(value, dict):
-            _patch(getattr(target, key), value, f"{where}{key}.")
-        elif key == "rules":
-            rules = [r if isinstance(r, FaultRule) else FaultRule(**r) for r in value]
-            for rule in rules:
-                if rule.action not in FAULT_ACTIONS:
-                    raise ValueError(f"unknown fault action: {rule.action}")
-            target.rules = rules
-        else:
-            setattr(target, key, value)
-
-
 def apply_patch(config: FakePaddleConfig, patch: dict[str, Any]) -> None:
     """Apply a partial JSON-shaped update (unknown keys raise ``ValueError``)."""
-    _patch(config, patch, "")
+    patch_config(config, patch, sections=("rate_limits", "faults"), rule=FaultRule)
     if config.environment not in ENVIRONMENTS:
         raise ValueError(f"environment must be one of {ENVIRONMENTS}")

@@ -19,8 +19,10 @@ from typing import Any
 
 from aiohttp import web
 
+from fakes.common.faults import drop_connection, take_rule
+
 from . import spec, transactions
-from .config import KEY_PREFIXES, FakePaddleConfig, FaultRule, apply_patch
+from .config import KEY_PREFIXES, FakePaddleConfig, apply_patch
 from .errors import PaddleError, invalid, not_found
 from .state import JSON, Store, new_id
 
@@ -143,14 +145,6 @@ class Core:
         if not key.startswith(own) or key not in self.config.api_keys:
             raise PaddleError(403, "forbidden", "You aren't permitted to perform this request.")
 
-    def _fault(self, method: str, path: str) -> FaultRule | None:
-        for rule in self.config.faults.rules:
-            if rule.count > 0 and path.startswith(rule.path_prefix):
-                if rule.method in (None, method):
-                    rule.count -= 1
-                    return rule
-        return None
-
     async def handle(self, request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
         request_id = new_id("req")[4:]
         name = f"{endpoint.method} {endpoint.path}"
@@ -174,9 +168,7 @@ class Core:
             self.stats.dropped_after_commit += 1
         else:
             self.stats.dropped_before_commit += 1
-        if request.transport is not None:
-            request.transport.close()
-        return web.Response(status=204)  # never reaches the client
+        return drop_connection(request)
 
     async def _handle(
         self, request: web.Request, endpoint: Endpoint, request_id: str, name: str
@@ -209,7 +201,7 @@ class Core:
             problems = spec.check(endpoint.schema, body)
             if problems:
                 raise invalid(problems)
-        rule = self._fault(request.method, request.path)
+        rule = take_rule(self.config.faults.rules, request.method, request.path)
         if rule is not None and rule.action == "drop_before_commit":
             return self._drop(request, after_commit=False)
         if rule is not None and rule.action == "status":

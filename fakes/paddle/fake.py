@@ -10,13 +10,15 @@ from typing import Any
 
 from aiohttp import web
 
+from fakes.common.serve import ServedApp
+
 from . import core, transactions
 from .config import FakePaddleConfig
 from .errors import PaddleError
 from .state import JSON, new_id
 
 
-class FakePaddle:
+class FakePaddle(ServedApp):
     """An in-process local Paddle served by aiohttp, for one environment.
 
     ``FakePaddle(["pdl_sdbx_apikey_x"], environment="sandbox", rate_limits={...})``; keyword
@@ -41,20 +43,6 @@ class FakePaddle:
         self.app.router.add_routes(self._control())
         self._runner: web.AppRunner | None = None
         self.url: str | None = None
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        runner = web.AppRunner(self.app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, host, port).start()
-        self._runner = runner
-        bound_host, bound_port = runner.addresses[0][:2]
-        self.url = f"http://{bound_host}:{bound_port}"
-        return self.url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     # -- configuration and seeding -------------------------------------------------------
 

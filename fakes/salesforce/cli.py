@@ -8,22 +8,18 @@ account external id (``acc-0001=Acme Inc,...``) and prints their Salesforce ids.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import json
-import logging
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from fakes.common import serve
 
 from .fake import FakeSalesforce
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m fakes.salesforce", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=12113)
+    parser = serve.parser("python -m fakes.salesforce", __doc__, 12113)
     parser.add_argument("--client-id", default="billsync-local-app")
     parser.add_argument("--client-secret", default="local-secret")
     parser.add_argument("--public-key", default=None, help="PEM file (JWT bearer)")
@@ -33,8 +29,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--daily-limit", type=int, default=100_000)
     parser.add_argument("--concurrent-limit", type=int, default=25)
     parser.add_argument("--session-seconds", type=float, default=7200.0)
-    parser.add_argument("--log-level", default="INFO")
-    return parser.parse_args(list(argv))
+    return serve.parse(parser, argv)
 
 
 def build(args: argparse.Namespace) -> FakeSalesforce:
@@ -67,22 +62,10 @@ def seed_accounts(fake: FakeSalesforce, spec: str) -> dict[str, str]:
     return seeded
 
 
-async def serve(fake: FakeSalesforce, args: argparse.Namespace) -> None:
-    url = await fake.start(args.host, args.port)
-    print(json.dumps({"url": url, "accounts": seed_accounts(fake, args.accounts)}), flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await fake.stop()
+def announce(fake: FakeSalesforce, args: argparse.Namespace, url: str) -> str:
+    """Once listening: seed the Accounts and print their ids with the URL."""
+    return json.dumps({"url": url, "accounts": seed_accounts(fake, args.accounts)})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=args.log_level.upper())
-    asyncio.run(serve(build(args), args))
-    return 0
+    return serve.run(parse_args(sys.argv[1:] if argv is None else argv), build, announce)

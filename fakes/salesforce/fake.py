@@ -33,6 +33,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from aiohttp import web
 
+from fakes.common.serve import ServedApp
+
 from .auth import Authority, ConnectedApp, OAuthError
 from .schema import ObjectDef, default_objects
 from .store import JSON, RequestError, Store
@@ -92,7 +94,7 @@ def _sf_error(status: int, code: str, message: str, headers: dict[str, str]) -> 
     )
 
 
-class FakeSalesforce:
+class FakeSalesforce(ServedApp):
     def __init__(
         self,
         *,
@@ -130,19 +132,9 @@ class FakeSalesforce:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        runner = web.AppRunner(self.app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, host, port).start()
-        self._runner = runner
-        bound_host, bound_port = runner.addresses[0][:2]
-        self.url = f"http://{bound_host}:{bound_port}"
-        self.auth.audiences.add(self.url)  # a My Domain login host is an audience too
-        return self.url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        url = await super().start(host, port)
+        self.auth.audiences.add(url)  # a My Domain login host is an audience too
+        return url
 
     # -- control ---------------------------------------------------------------------------
 

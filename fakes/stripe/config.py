@@ -6,10 +6,10 @@ Every section can be patched at runtime with the same JSON shape, through
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-FAULT_ACTIONS = ("status", "drop_before_commit", "drop_after_commit")
+from fakes.common.config import patch_config
 
 
 @dataclass
@@ -85,31 +85,7 @@ class FakeStripeConfig:
         return asdict(self)
 
 
-_SECTIONS: dict[str, type[Any]] = {
-    "rate_limits": RateLimitConfig,
-    "faults": FaultConfig,
-    "webhooks": WebhookConfig,
-}
-
-
-def _patch_dataclass(target: Any, patch: dict[str, Any], where: str) -> None:
-    names = {f.name for f in fields(target)}
-    for key, value in patch.items():
-        if key not in names:
-            raise ValueError(f"unknown config key: {where}{key}")
-        if key in _SECTIONS and isinstance(value, dict):
-            _patch_dataclass(getattr(target, key), value, f"{where}{key}.")
-        elif key == "rules":
-            rules = [r if isinstance(r, FaultRule) else FaultRule(**r) for r in value]
-            for rule in rules:
-                if rule.action not in FAULT_ACTIONS:
-                    raise ValueError(f"unknown fault action: {rule.action}")
-            target.rules = rules
-        else:
-            setattr(target, key, value)
-
-
 def apply_patch(config: FakeStripeConfig, patch: dict[str, Any]) -> None:
     """Apply a partial JSON-shaped update (unknown keys raise ``ValueError``)."""
-    _patch_dataclass(config, patch, "")
+    patch_config(config, patch, sections=("rate_limits", "faults", "webhooks"), rule=FaultRule)
     config.api_keys = list(config.api_keys)

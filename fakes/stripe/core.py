@@ -17,6 +17,8 @@ from typing import Any
 
 from aiohttp import web
 
+from fakes.common.faults import drop_connection
+
 from . import expand, forms
 from .config import FakeStripeConfig, apply_patch
 from .context import Ctx, Endpoint
@@ -166,9 +168,7 @@ class Core:
         else:
             self.stats.dropped_before_commit += 1
         self.stats.status(name, "dropped")
-        if request.transport is not None:
-            request.transport.close()
-        return web.Response(status=204)  # never reaches the client
+        return drop_connection(request)
 
     async def _handle(
         self, request: web.Request, endpoint: Endpoint, request_id: str, headers: dict[str, str]

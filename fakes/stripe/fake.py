@@ -8,6 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
+from fakes.common.serve import ServedApp
+
 from . import customers
 from .app import build_app, control_routes, state_json
 from .config import FakeStripeConfig
@@ -17,7 +19,7 @@ from .state import JSON, Namespace
 from .validation import Metadata
 
 
-class FakeStripe:
+class FakeStripe(ServedApp):
     """An in-process fake of the Stripe API (``/v1``) served by aiohttp.
 
     ``FakeStripe(["sk_test_123"], rate_limits={"enabled": False})``; keyword arguments are
@@ -45,24 +47,11 @@ class FakeStripe:
         self._runner: web.AppRunner | None = None
         self.url: str | None = None
 
-    # -- lifecycle -----------------------------------------------------------------------
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve on ``host:port`` (0 picks a free port); returns the base URL."""
-        runner = web.AppRunner(self.app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        self._runner = runner
-        bound_host, bound_port = runner.addresses[0][:2]
-        self.url = f"http://{bound_host}:{bound_port}"
-        return self.url
+    # -- lifecycle (``start`` from ServedApp) --------------------------------------------
 
     async def stop(self) -> None:
         await self.core.webhooks.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await super().stop()
 
     # -- configuration and control -------------------------------------------------------
 

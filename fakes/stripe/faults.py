@@ -11,7 +11,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from .config import FaultConfig, FaultRule
+from fakes.common.faults import take_rule
+
+from .config import FaultConfig
 from .errors import StripeError
 from .ratelimit import rate_limited
 
@@ -41,11 +43,10 @@ class FaultInjector:
         return max(millis, 0.0) / 1000.0
 
     def decide(self, config: FaultConfig, method: str, path: str) -> Decision:
-        for rule in config.rules:
-            if rule.count > 0 and _matches(rule, method, path):
-                rule.count -= 1
-                replayed = config.errors_replayed if rule.replayed is None else rule.replayed
-                return Decision(rule.action, rule.status, replayed)
+        rule = take_rule(config.rules, method, path)
+        if rule is not None:
+            replayed = config.errors_replayed if rule.replayed is None else rule.replayed
+            return Decision(rule.action, rule.status, replayed)
         config.rules = [r for r in config.rules if r.count > 0]
         if self._draw(config.drop_before_commit_rate):
             return Decision("drop_before_commit")
@@ -57,10 +58,6 @@ class FaultInjector:
 
     def _draw(self, rate: float) -> bool:
         return rate > 0 and self.rng.random() < rate
-
-
-def _matches(rule: FaultRule, method: str, path: str) -> bool:
-    return path.startswith(rule.path_prefix) and rule.method in (None, method)
 
 
 def injected_error(status: int, retry_after: float) -> StripeError:

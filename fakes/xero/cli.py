@@ -7,21 +7,17 @@ credential can be stored, and optionally a custom connection (client credentials
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import json
-import logging
-import signal
 import sys
 from collections.abc import Sequence
+
+from fakes.common import serve
 
 from .fake import FakeXero
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m fakes.xero", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=12114)
+    parser = serve.parser("python -m fakes.xero", __doc__, 12114)
     parser.add_argument("--tenant", default="00000000-0000-4000-8000-00000000d3e0")
     parser.add_argument("--name", default="Demo Company (Local)")
     parser.add_argument("--client-id", default="xero-client")
@@ -37,12 +33,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--minute-limit", type=int, default=60, help="calls per window")
     parser.add_argument("--window-seconds", type=float, default=60.0, help="Xero's minute")
     parser.add_argument("--latency-ms", type=float, default=0.0)
-    parser.add_argument("--log-level", default="INFO")
-    return parser.parse_args(list(argv))
-
-
-def _split(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
+    return serve.parse(parser, argv)
 
 
 def build(args: argparse.Namespace) -> FakeXero:
@@ -54,10 +45,10 @@ def build(args: argparse.Namespace) -> FakeXero:
         window_seconds=args.window_seconds,
     )
     org = fake.add_organisation(args.name, args.tenant)
-    for pair in _split(args.contacts):
+    for pair in serve.split(args.contacts):
         contact_id, _, name = pair.partition("=")
         org.add_contact(name or contact_id, contact_id)
-    for code in _split(args.items):
+    for code in serve.split(args.items):
         org.add_item(code, code, "200")
     fake.connect(args.client_id, org.tenant_id)
     if args.custom_client_id:
@@ -68,22 +59,9 @@ def build(args: argparse.Namespace) -> FakeXero:
     return fake
 
 
-async def serve(fake: FakeXero, host: str, port: int) -> None:
-    url = await fake.start(host, port)
-    print(json.dumps({"url": url, "tenants": list(fake.organisations)}), flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await fake.stop()
+def announce(fake: FakeXero, args: argparse.Namespace, url: str) -> str:
+    return json.dumps({"url": url, "tenants": list(fake.organisations)})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=args.log_level.upper())
-    asyncio.run(serve(build(args), args.host, args.port))
-    return 0
+    return serve.run(parse_args(sys.argv[1:] if argv is None else argv), build, announce)

@@ -51,6 +51,9 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from fakes.common.faults import drop_connection
+from fakes.common.serve import ServedApp
+
 from .documents import CREDIT_NOTE, INVOICE, JSON, KINDS, Kind, Organisation
 from .wire import dumps, loads
 
@@ -139,7 +142,7 @@ def validation_exception(message: str, elements: list[JSON] | None = None) -> JS
     return body
 
 
-class FakeXero:
+class FakeXero(ServedApp):
     def __init__(self, *, clock: Callable[[], float] = time.monotonic, **config: Any) -> None:
         self.config = FakeXeroConfig(**config)
         self.clock = clock
@@ -185,21 +188,7 @@ class FakeXero:
         self._runner: web.AppRunner | None = None
         self.url: str | None = None
 
-    # ---- lifecycle ----------------------------------------------------------------------
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        runner = web.AppRunner(self.app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, host, port).start()
-        self._runner = runner
-        bound_host, bound_port = runner.addresses[0][:2]
-        self.url = f"http://{bound_host}:{bound_port}"
-        return self.url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+    # ---- lifecycle (``start``/``stop`` from ServedApp) ------------------------------------
 
     @property
     def api_url(self) -> str:
@@ -389,12 +378,12 @@ class FakeXero:
             if fault is not None and fault.status is not None:
                 response: web.StreamResponse = self._injected(fault)
             elif fault is not None and fault.action == "drop_before_commit":
-                return _drop(request)
+                return drop_connection(request)
             else:
                 response = await handler(self.organisations[tenant_id])
                 if fault is not None and fault.action == "drop_after_commit":
                     self.stats["dropped_after_commit"] += 1
-                    return _drop(request)
+                    return drop_connection(request)
         finally:
             usage.active -= 1
         response.headers.update(self._remaining(tenant_id))
@@ -824,12 +813,6 @@ def _copy(org: Organisation) -> Organisation:
 def _adopt(org: Organisation, trial: Organisation) -> None:
     org.contacts, org.documents, org.numbers = trial.contacts, trial.documents, trial.numbers
     org.sequence = trial.sequence
-
-
-def _drop(request: web.Request) -> web.Response:
-    if request.transport is not None:
-        request.transport.close()
-    return web.Response(status=204)  # never reaches the client
 
 
 __all__ = ["CREDIT_NOTE", "INVOICE", "FakeXero", "FakeXeroConfig", "Fault", "validation_exception"]

@@ -5,21 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email
 import json
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from email.message import EmailMessage
-from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiokafka.admin import AIOKafkaAdminClient
-from aiosmtpd.controller import Controller
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
@@ -40,6 +36,7 @@ from shared.kafka.topics import ensure_topics
 from shared.settings import Settings
 from tests.support.builders import config
 from tests.support.kafka import publish, values, wait_for
+from tests.support.mail import smtp_server
 
 pytestmark = pytest.mark.kafka
 
@@ -53,32 +50,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-class Mailbox:
-    """aiosmtpd handler keeping what it is given (or refusing every message)."""
-
-    def __init__(self, reject: bool = False) -> None:
-        self.reject = reject
-        self.messages: list[EmailMessage] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.reject:
-            return "554 5.7.1 refused by the test server"
-        msg = email.message_from_bytes(envelope.content, policy=default_policy)
-        self.messages.append(msg)  # type: ignore[arg-type,unused-ignore]
-        return "250 OK"
-
-
-@contextlib.contextmanager
-def smtp_server(reject: bool = False) -> Iterator[tuple[Mailbox, int]]:
-    mailbox, port = Mailbox(reject), free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield mailbox, port
-    finally:
-        controller.stop()
 
 
 class ControlStandIn:

@@ -5,19 +5,14 @@ control plane, the users are emailed, and re-enabling through the API resets the
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
-from email import message_from_bytes
-from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from aiosmtpd.controller import Controller
 from pydantic import SecretStr
 
 from services.monitor.service import MonitorService
@@ -27,31 +22,9 @@ from shared.kafka.topics import ensure_topics
 from shared.settings import Settings
 from tests.support.control import running_control_plane
 from tests.support.kafka import publish
+from tests.support.mail import smtp_server
 
 pytestmark = pytest.mark.kafka
-
-
-class _Mailbox:
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(message_from_bytes(envelope.content, policy=default_policy))
-        return "250 OK"
-
-
-@contextlib.contextmanager
-def _smtp() -> Iterator[tuple[_Mailbox, int]]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    mailbox = _Mailbox()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield mailbox, port
-    finally:
-        controller.stop()
 
 
 async def _until(predicate: Callable[[], Any], what: str, timeout: float = 25.0) -> None:
@@ -68,7 +41,7 @@ async def test_ten_errors_disable_through_the_real_control_plane(
     await ensure_topics(settings)
     users = tmp_path / "users.yaml"
     users.write_text("- {id: u-alice, email: alice@example.com, name: Alice Ops}\n")
-    with _smtp() as (mailbox, smtp_port):
+    with smtp_server() as (mailbox, smtp_port):
         async with (
             running_control_plane(settings, users_file=users) as cp,
             aiohttp.ClientSession(cp.base_url, headers=cp.admin_headers) as http,

@@ -3,6 +3,8 @@
 with smtp_server() as (mailbox, port):
     ...  # point the monitor at 127.0.0.1:port
     assert mailbox.messages[0]["To"] == "ops@example.com"
+
+``smtp_server(reject=True)`` refuses every message (554), for the failure paths.
 """
 
 from __future__ import annotations
@@ -19,10 +21,15 @@ from aiosmtpd.controller import Controller
 
 
 class Mailbox:
-    def __init__(self) -> None:
+    """aiosmtpd handler keeping what it is given (or refusing every message)."""
+
+    def __init__(self, reject: bool = False) -> None:
+        self.reject = reject
         self.messages: list[EmailMessage] = []
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.reject:
+            return "554 5.7.1 refused by the test server"
         message = message_from_bytes(envelope.content, policy=default_policy)
         if isinstance(message, EmailMessage):
             self.messages.append(message)
@@ -30,11 +37,11 @@ class Mailbox:
 
 
 @contextlib.contextmanager
-def smtp_server() -> Iterator[tuple[Mailbox, int]]:
+def smtp_server(reject: bool = False) -> Iterator[tuple[Mailbox, int]]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
-    mailbox = Mailbox()
+    mailbox = Mailbox(reject)
     controller = Controller(mailbox, hostname="127.0.0.1", port=port)
     controller.start()
     try:
