@@ -25,12 +25,17 @@
     document.body.removeChild(area);
   }
   // Account and user pickers: filter the list as you type.
-  on("input", "[data-picker-search]", function (e, input) {
+  function filterPicker(input) {
     var needle = input.value.trim().toLowerCase();
     var picker = input.closest("[data-picker]");
     picker.querySelectorAll(".picker-item").forEach(function (item) {
       item.hidden = needle !== "" && item.getAttribute("data-text").indexOf(needle) === -1;
     });
+  }
+  on("input", "[data-picker-search]", function (e, input) { filterPicker(input); });
+  // Text typed before this script ran (a fast typist, a slow page) is applied now.
+  document.querySelectorAll("[data-picker-search]").forEach(function (input) {
+    if (input.value) filterPicker(input);
   });
   // Dialogs (Select one integration credential).
   on("click", "[data-open-dialog]", function (e, button) {
