@@ -281,16 +281,7 @@ class BatchStandardTests:
     async def test_a_whole_batch_failure_is_retried_to_one_invoice_each(
         self, stack: BatchStack
     ) -> None:
-        h = stack.harness
-        await h.inject(Fault.SERVER_ERROR)
-        config = h.config("cfg-5xx", h.credential(0).id)
-        bills = [standard_bill(f"s5-{i}") for i in range(5)]
-        await stack.send(*(envelope(config, b) for b in bills))
-        async with stack.sink():
-            runs = await stack.final_runs([b.id for b in bills])
-        assert {r.status for r in runs.values()} == {RunStatus.COMPLETE}
-        for b in bills:
-            assert len(await h.invoices_for(b.id)) == 1
+        await _one_invoice_each_despite(stack, Fault.SERVER_ERROR, "cfg-5xx", "s5", 5)
 
     async def test_a_whole_batch_auth_failure_reaches_every_member(self, stack: BatchStack) -> None:
         h = stack.harness
@@ -356,16 +347,7 @@ class BatchStandardTests:
     async def test_a_write_committed_before_a_drop_recovers_to_one_invoice(
         self, stack: BatchStack
     ) -> None:
-        h = stack.harness
-        await h.inject(Fault.DROP_AFTER_COMMIT)
-        config = h.config("cfg-drop", h.credential(0).id)
-        bills = [standard_bill(f"dr-{i}") for i in range(3)]
-        await stack.send(*(envelope(config, b) for b in bills))
-        async with stack.sink():
-            runs = await stack.final_runs([b.id for b in bills])
-        assert {r.status for r in runs.values()} == {RunStatus.COMPLETE}
-        for b in bills:
-            assert len(await h.invoices_for(b.id)) == 1
+        await _one_invoice_each_despite(stack, Fault.DROP_AFTER_COMMIT, "cfg-drop", "dr", 3)
 
     async def test_batches_never_mix_credentials_tenants_or_settings(
         self, stack: BatchStack
@@ -387,3 +369,19 @@ class BatchStandardTests:
         for call in h.calls():
             mine = [groups[c] for c in call.config_ids if c in groups]
             assert len(set(mine)) <= 1, f"a batch mixed {sorted(set(call.config_ids))}"
+
+
+async def _one_invoice_each_despite(
+    stack: BatchStack, fault: Fault, config_id: str, prefix: str, count: int
+) -> None:
+    """A batch hit by `fault` ends with every run COMPLETE and one invoice per bill."""
+    h = stack.harness
+    await h.inject(fault)
+    config = h.config(config_id, h.credential(0).id)
+    bills = [standard_bill(f"{prefix}-{i}") for i in range(count)]
+    await stack.send(*(envelope(config, b) for b in bills))
+    async with stack.sink():
+        runs = await stack.final_runs([b.id for b in bills])
+    assert {r.status for r in runs.values()} == {RunStatus.COMPLETE}
+    for b in bills:
+        assert len(await h.invoices_for(b.id)) == 1

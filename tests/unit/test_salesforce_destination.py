@@ -37,6 +37,7 @@ from shared.contracts import (
     Trigger,
     dispatch_id,
 )
+from shared.contracts.config import SALESFORCE_LINE_PROPERTIES
 from shared.credentials import Credential
 from shared.credentials.models import SalesforceCredential
 from shared.sinks.destination import DeliveryRequest, DeliveryResult, ProviderCalls
@@ -372,26 +373,7 @@ async def test_objects_and_field_mapping_from_the_configuration(fake: FakeSalesf
         "billTotal": "Amount__c",
     }
     line_keep = {"name": "Name", "subtotal": "Total__c"}
-    line_map: dict[str, str | None] = {
-        p: line_keep.get(p)
-        for p in (
-            "name",
-            "position",
-            "lineItemType",
-            "description",
-            "quantity",
-            "unit",
-            "averageUnitPrice",
-            "subtotal",
-            "currency",
-            "productId",
-            "productCode",
-            "productName",
-            "aggregationId",
-            "servicePeriodStartDate",
-            "servicePeriodEndDate",
-        )
-    }
+    line_map: dict[str, str | None] = {p: line_keep.get(p) for p in SALESFORCE_LINE_PROPERTIES}
     env = Env(
         fake,
         billObject="Invoice__c",
