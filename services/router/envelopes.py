@@ -87,28 +87,36 @@ class RawPreparedBills:
 
 
 _LINE_ITEMS_KEY = b'"lineItems"'
+_SPACE = (b" ", b"\t", b"\r", b"\n")
 
 
 def _around_line_list(raw: bytes, listed: bytes) -> tuple[bytes, bytes] | None:
     """The input before and after the value of its top-level "lineItems", or None.
 
-    Only a \\u escape can spell a key's letters differently, so in an input without one
-    the top-level key is written literally; if those bytes occur once, they are that key
-    (a second occurrence, nested or as a string value, sends the caller the slow way).
-    Cheaper than searching the input for the list's own bytes."""
-    if b"\\u" in raw or raw.count(_LINE_ITEMS_KEY) != 1:
+    Without a backslash anywhere, every quote in the input delimits a string, so the first
+    literal `"lineItems"` followed by a colon is a key, and its value is one whole JSON
+    value: if those are the list's bytes, the top-level key is that one or comes after the
+    list (it cannot sit inside a complete value), and one search of the rest settles it.
+    With backslashes (rare) a key may be spelt with escapes or a quote may sit inside a
+    string: the key must then occur exactly once and no escape may spell another. Where
+    it is not certain, the caller rebuilds the bill from its top-level fields."""
+    if b"\\" in raw and (b"\\u" in raw or raw.count(_LINE_ITEMS_KEY) != 1):
         return None
-    at = raw.find(_LINE_ITEMS_KEY) + len(_LINE_ITEMS_KEY)
-    while raw[at : at + 1] in (b" ", b"\t", b"\r", b"\n"):
+    at = raw.find(_LINE_ITEMS_KEY)
+    if at < 0:
+        return None
+    at += len(_LINE_ITEMS_KEY)
+    while raw[at : at + 1] in _SPACE:
         at += 1
     if raw[at : at + 1] != b":":
         return None
     at += 1
-    while raw[at : at + 1] in (b" ", b"\t", b"\r", b"\n"):
+    while raw[at : at + 1] in _SPACE:
         at += 1
-    if not raw.startswith(listed, at):
+    end = at + len(listed)
+    if not raw.startswith(listed, at) or raw.find(_LINE_ITEMS_KEY, end) >= 0:
         return None
-    return raw[:at], raw[at + len(listed) :]
+    return raw[:at], raw[end:]
 
 
 class ModelPreparedBills:

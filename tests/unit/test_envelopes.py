@@ -13,6 +13,7 @@ from services.router.envelopes import (
     ModelPreparedBills,
     PreparedBills,
     RawPreparedBills,
+    _around_line_list,
     dump,
 )
 from shared.contracts import Bill, DispatchEnvelope, Trigger, dispatch_id
@@ -110,8 +111,24 @@ def test_spliced_bill_keeps_fields_this_version_does_not_know() -> None:
         ),
         # spaces around the colon
         lambda raw, listed: raw.replace(b'"lineItems":', b'"lineItems" :  '),
+        # a nested copy after the list
+        lambda raw, listed: raw[:-1] + b',"z":{"lineItems":' + listed + b"}}",
+        # a nested copy before the list and a backslash elsewhere (quotes inside strings)
+        lambda raw, listed: raw.replace(
+            b'"id":', b'"x":{"lineItems":' + listed + b'},"note":"a \\"q\\" \\\\","id":', 1
+        ),
+        # a line holding a nested "lineItems" of its own
+        lambda raw, listed: raw.replace(b'"id":"a"', b'"sub":{"lineItems":[]},"id":"a"', 1),
     ],
-    ids=["copy-in-field", "nested-key", "escaped-key", "spaces"],
+    ids=[
+        "copy-in-field",
+        "nested-key",
+        "escaped-key",
+        "spaces",
+        "copy-after",
+        "backslashes",
+        "nested-in-line",
+    ],
 )
 def test_the_line_list_is_replaced_where_it_is_and_nowhere_else(
     disguise: Callable[[bytes, bytes], bytes],
@@ -132,3 +149,15 @@ def test_the_line_list_is_replaced_where_it_is_and_nowhere_else(
     assert {k: v for k, v in out.items() if k != "lineItems"} == {
         k: v for k, v in original.items() if k != "lineItems"
     }
+
+
+def test_the_line_list_is_found_in_place_without_a_rebuild() -> None:
+    """The common inputs take the cheap path (the input's bytes around the list)."""
+    data = json.loads(bill(lines=[line("a", "USAGE", "9"), line("b", "USAGE", "1")]).to_bytes())
+    data["lineItems"][0]["sub"] = {"lineItems": []}
+    for separators in ((", ", ": "), (",", ":")):
+        raw = json.dumps(data, separators=separators).encode()
+        listed = json.dumps(data["lineItems"], separators=separators).encode()
+        around = _around_line_list(raw, listed)
+        assert around is not None
+        assert around[0] + listed + around[1] == raw
