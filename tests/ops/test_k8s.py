@@ -173,6 +173,12 @@ def test_every_service_is_deployed_probed_and_scraped(objects: list[dict[str, An
         labels = deployment["spec"]["template"]["metadata"]["labels"]
         selector = budgets[name]["spec"]["selector"]["matchLabels"]
         assert selector.items() <= labels.items(), name
+    # Services that reach the control plane reach its Service (Xero: saving refreshed tokens).
+    control_service = services["billsync-control"]["spec"]["ports"][0]["port"]
+    for name, deployment in deployments.items():
+        for key, url in env_values(objects, deployment).items():
+            if key.endswith("CONTROL_URL"):
+                assert url == f"http://billsync-control:{control_service}", (name, key)
     # One writer of configurations: the control plane never runs twice.
     control = deployments["billsync-control"]["spec"]
     assert control["replicas"] == 1 and control["strategy"]["type"] == "Recreate"
