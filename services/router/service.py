@@ -128,6 +128,8 @@ class RouterService:
         )
         self.http = ObservabilityServer(SERVICE, self._health)
         self._builder = EnvelopeBuilder({})
+        # Dispatch keys per configuration (id, version); emptied when configurations change.
+        self._dispatch_keys: dict[tuple[str, int], bytes] = {}
         self._routed_at: str | None = None
         self.dispatch_max_bytes = DISPATCH_MAX_BYTES
         self._sender = BatchSender(self.producer)  # the dispatches of one consumer batch
@@ -197,6 +199,7 @@ class RouterService:
                 enabled=route.config.enabled,
             )
         self.index = RouteIndex(self.routes.values())
+        self._dispatch_keys.clear()
         enabled = sum(1 for r in self.routes.values() if r.config.enabled)
         m.CONFIGS_LOADED.labels("true").set(enabled)
         m.CONFIGS_LOADED.labels("false").set(len(self.routes) - enabled)
@@ -241,12 +244,16 @@ class RouterService:
         stamps: list[float] = []
         offsets: dict[TopicPartition, int] = {}
         self._routed_at = datetime.now(UTC).isoformat()  # one routing time per batch
+        sender = self._sender
+        await sender.open_round(self._dispatch_topics.values())
         for tp, records in batches.items():
             for record in records:
-                pending.extend(await self.handle(record))
+                pending.extend(self.handle(record))
                 stamps.append(record.timestamp / 1000.0)
+                if sender.has_full:  # a batch filled up: on its way while routing goes on
+                    await sender.submit_full()
             offsets[tp] = records[-1].offset + 1
-        pending.extend(await self._sender.flush())
+        pending.extend(await sender.flush())
         for counter, count in self._counts.items():
             counter.inc(count)
         self._counts.clear()
@@ -298,9 +305,10 @@ class RouterService:
         self._assigned = set(assigned)
         log.info("partitions_assigned", partitions=sorted(str(tp) for tp in assigned))
 
-    async def handle(self, record: ConsumerRecord[bytes, bytes]) -> list[Awaitable[object]]:
+    def handle(self, record: ConsumerRecord[bytes, bytes]) -> list[Awaitable[object]]:
         """Routes one record. Its dispatches join the round's batches (route_batch submits
-        them); the awaitables returned are its dead letter or oversized sends."""
+        them); the awaitables returned are its dead letter or oversized sends. Synchronous:
+        a coroutine per record costs more than most routing decisions."""
         counts = self._counts
         counts[self._consumed[record.topic]] += 1
         source = f"{record.topic}/{record.partition}/{record.offset}"
@@ -308,7 +316,7 @@ class RouterService:
             inbound = self._parse(record)
             account = self._account_for(inbound)
         except MalformedEvent as exc:
-            return [await self._dead_letter(record, exc)]
+            return [asyncio.ensure_future(self._dead_letter_sent(record, exc))]
         view, account_json = self._view(account)
         result = self.index.route(
             inbound.account_id, view, inbound.trigger, inbound.approved, inbound.only
@@ -321,6 +329,7 @@ class RouterService:
             return []
         configs = [match.route.config for match in result.matches]
         futures: list[Awaitable[object]] = []
+        keys = self._dispatch_keys
         for config, _did, body in self._builder.build_prepared(
             inbound.bill_id,
             inbound.version,
@@ -336,9 +345,17 @@ class RouterService:
             if len(body) > self.dispatch_max_bytes:
                 futures.append(asyncio.ensure_future(self._send_large(record, topic, config, body)))
             else:
-                await self._sender.add(topic, dispatch_key(config).encode(), body)
-            self._counts[self._dispatched[config.destination]] += 1
+                key = keys.get((config.id, config.version))
+                if key is None:
+                    key = keys[(config.id, config.version)] = dispatch_key(config).encode()
+                self._sender.add(topic, key, body)
+            counts[self._dispatched[config.destination]] += 1
         return futures
+
+    async def _dead_letter_sent(
+        self, record: ConsumerRecord[bytes, bytes], exc: MalformedEvent
+    ) -> None:
+        await (await self._dead_letter(record, exc))
 
     async def _dead_letter(
         self, record: ConsumerRecord[bytes, bytes], exc: MalformedEvent

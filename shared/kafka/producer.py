@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+from functools import partial
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
@@ -29,7 +31,11 @@ class BatchSender:
     """Collects records into one batch per topic partition and submits each batch once:
     far less work per record than `send()` when a consumer batch fans out into hundreds
     of records. Partitions are chosen as `send()` chooses them (murmur2 of the key), so
-    records with one key stay on one partition, in the order added."""
+    records with one key stay on one partition, in the order added.
+
+    A round: `open_round` looks the topics' partitions up, `add` (synchronous, no
+    coroutine per record) collects, `submit_full` sends the batches that filled up
+    (call it when `has_full`), `flush` sends the rest and returns every future."""
 
     def __init__(self, producer: AIOKafkaProducer) -> None:
         self._producer = producer
@@ -37,41 +43,57 @@ class BatchSender:
         self._partitions: dict[str, list[int]] = {}
         self._key_partition: dict[tuple[str, bytes], int] = {}
         self._open: dict[tuple[str, int], BatchBuilder] = {}
+        # Batches that filled up and records larger than a batch, in the order added.
+        self._ready: list[Callable[[], Awaitable[None]]] = []
         self._futures: list[asyncio.Future[object]] = []
 
-    async def _partition(self, topic: str, key: bytes) -> int:
+    @property
+    def has_full(self) -> bool:
+        return bool(self._ready)
+
+    async def open_round(self, topics: Iterable[str]) -> None:
+        """Looks up the partitions of the topics `add` may be given this round (the
+        partition count may change between rounds)."""
+        for topic in topics:
+            self._partitions[topic] = sorted(await self._producer.partitions_for(topic))
+
+    def _partition(self, topic: str, key: bytes) -> int:
         cached = self._key_partition.get((topic, key))
         if cached is not None:
             return cached
-        partitions = self._partitions.get(topic)
-        if partitions is None:
-            partitions = self._partitions[topic] = sorted(
-                await self._producer.partitions_for(topic)
-            )
+        partitions = self._partitions[topic]  # KeyError: the topic was not opened
         partition: int = self._partitioner(key, partitions, partitions)
         self._key_partition[(topic, key)] = partition
         return partition
 
-    async def add(self, topic: str, key: bytes, value: bytes) -> None:
-        partition = await self._partition(topic, key)
+    def add(self, topic: str, key: bytes, value: bytes) -> None:
+        partition = self._partition(topic, key)
         batch = self._open.get((topic, partition))
         if batch is None:
             batch = self._open[(topic, partition)] = self._producer.create_batch()
         if batch.append(key=key, value=value, timestamp=None) is not None:
             return
-        await self._submit(topic, partition, batch)  # full: send it, start the next
+        self._ready.append(partial(self._submit, topic, partition, batch))  # full: queue it
         batch = self._open[(topic, partition)] = self._producer.create_batch()
         if batch.append(key=key, value=value, timestamp=None) is None:  # larger than a batch
             del self._open[(topic, partition)]
-            self._futures.append(await self._producer.send(topic, value, key=key))
+            self._ready.append(partial(self._send_one, topic, key, value))
+
+    async def submit_full(self) -> None:
+        ready, self._ready = self._ready, []
+        for submit in ready:
+            await submit()
+
+    async def _send_one(self, topic: str, key: bytes, value: bytes) -> None:
+        self._futures.append(await self._producer.send(topic, value, key=key))
 
     async def _submit(self, topic: str, partition: int, batch: BatchBuilder) -> None:
         batch.close()
         self._futures.append(await self._producer.send_batch(batch, topic, partition=partition))
 
     async def flush(self) -> list[asyncio.Future[object]]:
-        """Submit every open batch; the futures resolve when the broker acknowledges.
-        Partition lookups are kept only for this round (the partition count may change)."""
+        """Submit every batch; the futures resolve when the broker acknowledges."""
+        await self.submit_full()
         for (topic, partition), batch in self._open.items():
             await self._submit(topic, partition, batch)
         futures, self._futures = self._futures, []
