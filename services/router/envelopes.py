@@ -37,6 +37,17 @@ def dump(model: Bill | Account | IntegrationConfig) -> bytes:
     return model.model_dump_json(by_alias=True, exclude_none=True).encode()
 
 
+# Which accounts a configuration wants is routing's business, decided before the envelope
+# exists; an allow list of 50,000 accounts would otherwise ride along in every envelope
+# (about 700 KB each).
+ROUTING_LISTS = frozenset({"account_ids", "restricted_account_ids"})
+
+
+def snapshot_json(config: IntegrationConfig) -> bytes:
+    """The configuration as an envelope carries it: everything but the routing lists."""
+    return config.model_dump_json(by_alias=True, exclude_none=True, exclude=ROUTING_LISTS).encode()
+
+
 PreparationKey = tuple[frozenset[str], SortLineItemsBy]
 
 
@@ -148,7 +159,7 @@ class EnvelopeBuilder:
         key = (config.id, config.version)
         cached = self._config_cache.get(key)
         if cached is None:
-            cached = self._config_cache[key] = dump(config)
+            cached = self._config_cache[key] = snapshot_json(config)
         return cached
 
     def _config_part(self, config: IntegrationConfig) -> tuple[bytes, PreparationKey]:

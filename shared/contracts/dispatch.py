@@ -41,7 +41,9 @@ class DispatchEnvelope(WireModel):
     trigger: Trigger
     integration_config_id: str
     integration_config_version: int
-    # Snapshot of the configuration that matched, so the sink applies exactly what was routed.
+    # Snapshot of the configuration that matched, so the sink applies exactly what was
+    # routed. The routing lists (accountIds, restrictedAccountIds) are left out: routing
+    # is decided, and a large allow list would ride along in every envelope.
     integration_config: IntegrationConfig
     bill: Bill  # prepared: excluded line types removed, lines sorted
     account: Account

@@ -161,3 +161,21 @@ def test_the_line_list_is_found_in_place_without_a_rebuild() -> None:
         around = _around_line_list(raw, listed)
         assert around is not None
         assert around[0] + listed + around[1] == raw
+
+
+def test_the_configuration_snapshot_leaves_the_routing_lists_out() -> None:
+    allow = [f"acc-{i:05d}" for i in range(5000)]
+    cfg = config(
+        "cfg-lists",
+        accountIds=allow,
+        restrictedAccountIds=["acc-x"],
+        entity={"excludedLineItemTypes": ["MINIMUM_SPEND"]},
+    )
+    [(_, _, body)] = EnvelopeBuilder({}).build(bill(), account(), [cfg], Trigger.GENERATED, "t/0/1")
+    snapshot = json.loads(body)["integrationConfig"]
+    assert "accountIds" not in snapshot and "restrictedAccountIds" not in snapshot
+    assert len(body) < 10_000  # the 5,000-account list would be some 60 KB
+    sent = DispatchEnvelope.model_validate_json(body).integration_config
+    assert (
+        sent.model_copy(update={"account_ids": allow, "restricted_account_ids": ["acc-x"]}) == cfg
+    )
