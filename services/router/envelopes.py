@@ -29,7 +29,6 @@ from shared.routing.prepare import kept_line_indices, preparation_key, prepare_b
 IDENTITY: tuple[frozenset[str], SortLineItemsBy] = (frozenset(), SortLineItemsBy.NONE)
 
 _TOP_LEVEL = msgspec.json.Decoder(dict[str, msgspec.Raw])
-_RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
 _encode = msgspec.json.encode
 
 
@@ -70,7 +69,7 @@ class RawPreparedBills:
         self._decoded = decoded
         self._cache: dict[object, bytes] = {IDENTITY: raw}
         self._around: tuple[bytes, bytes] | None = None  # the input before / after the list
-        self._lines: list[msgspec.Raw] | None = None
+        self._located = False
 
     def prepared(self, entity: EntityConfig, key: PreparationKey) -> bytes:
         cached = self._cache.get(key)
@@ -82,10 +81,13 @@ class RawPreparedBills:
         return cached
 
     def _splice(self, order: list[int]) -> bytes:
-        if self._lines is None:
-            self._lines = _RAW_LIST.decode(self._decoded.bill.line_items)
-            self._around = _around_line_list(self._raw, bytes(self._decoded.bill.line_items))
-        kept = self._lines
+        kept = self._decoded.bill.line_items
+        if not self._located:
+            # Found where the list is written compactly (as billing engines publish it);
+            # elsewhere the bill is rebuilt from its top-level fields below.
+            listed = b"".join((b"[", b",".join(kept), b"]"))
+            self._around = _around_line_list(self._raw, listed)
+            self._located = True
         line_list = b"".join((b"[", b",".join([kept[i] for i in order]), b"]"))
         if self._around is not None:
             return b"".join((self._around[0], line_list, self._around[1]))

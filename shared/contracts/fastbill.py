@@ -30,7 +30,6 @@ _NUMBER_CHARS = b"0123456789.-,"
 _NUMBERS = msgspec.json.Decoder(list[float])
 
 _NULL = Raw(b"null")
-_EMPTY_LIST = Raw(b"[]")
 FastCustomFields = dict[str, str | bool | int | None]
 NonEmpty = Annotated[str, Meta(min_length=1)]
 
@@ -86,9 +85,9 @@ class FastBill(Struct, rename="camel", gc=False):
     # Validated by the pydantic `Account` (small, and the filter view needs the model);
     # msgspec keeps a Raw field as bytes even when they say null (see embedded_account).
     account: Raw = _NULL
-    # The lines' JSON as published (the router splices a prepared bill from it); decoded
+    # Each line's JSON as published (the router splices prepared bills from them); decoded
     # and validated into DecodedBill.lines by decode_bill.
-    line_items: Raw = _EMPTY_LIST
+    line_items: list[Raw] = []
     custom_fields: FastCustomFields = {}
 
     def embedded_account(self) -> bytes | None:
@@ -103,7 +102,7 @@ class DecodedBill:
 
 
 _DECODER = msgspec.json.Decoder(FastBill)
-_LINES = msgspec.json.Decoder(list[FastLineItem])
+_LINE = msgspec.json.Decoder(FastLineItem)
 
 
 def _decimals_plain(bill: FastBill, lines: list[FastLineItem]) -> bool:
@@ -138,8 +137,8 @@ def _decimals_plain(bill: FastBill, lines: list[FastLineItem]) -> bool:
 def decode_bill(raw: bytes) -> DecodedBill | None:
     """The bill if this decoder can vouch for it; None means: ask the pydantic contract."""
     try:
-        bill = _DECODER.decode(raw)
-        lines = _LINES.decode(bill.line_items)
+        bill = _DECODER.decode(raw)  # one pass: the lines come as their own bytes
+        lines = [_LINE.decode(line) for line in bill.line_items]
     except msgspec.DecodeError:  # msgspec.ValidationError is a DecodeError
         return None
     return DecodedBill(bill, lines) if _decimals_plain(bill, lines) else None

@@ -117,6 +117,10 @@ def test_spliced_bill_keeps_fields_this_version_does_not_know() -> None:
         lambda raw, listed: raw.replace(
             b'"id":', b'"x":{"lineItems":' + listed + b'},"note":"a \\"q\\" \\\\","id":', 1
         ),
+        # the list written with spaces (found by rebuilding from the top-level fields)
+        lambda raw, listed: raw.replace(b"},{", b"} , {").replace(
+            b'"lineItems":[', b'"lineItems":[ '
+        ),
         # a line holding a nested "lineItems" of its own
         lambda raw, listed: raw.replace(b'"id":"a"', b'"sub":{"lineItems":[]},"id":"a"', 1),
     ],
@@ -127,6 +131,7 @@ def test_spliced_bill_keeps_fields_this_version_does_not_know() -> None:
         "spaces",
         "copy-after",
         "backslashes",
+        "spaced-list",
         "nested-in-line",
     ],
 )
