@@ -39,7 +39,7 @@ def dump(model: Bill | Account | IntegrationConfig) -> bytes:
 # Which accounts a configuration wants is routing's business, decided before the envelope
 # exists; an allow list of 50,000 accounts would otherwise ride along in every envelope
 # (about 700 KB each).
-ROUTING_LISTS = frozenset({"account_ids", "restricted_account_ids"})
+ROUTING_LISTS = {"account_ids", "restricted_account_ids"}
 
 
 def snapshot_json(config: IntegrationConfig) -> bytes:
