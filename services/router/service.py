@@ -128,8 +128,8 @@ class RouterService:
         )
         self.http = ObservabilityServer(SERVICE, self._health)
         self._builder = EnvelopeBuilder({})
-        # Dispatch keys per configuration (id, version); emptied when configurations change.
-        self._dispatch_keys: dict[tuple[str, int], bytes] = {}
+        # Where each configuration's dispatches go, per configuration id (and version).
+        self._targets: dict[str, _Target] = {}
         self._routed_at: str | None = None
         self.dispatch_max_bytes = DISPATCH_MAX_BYTES
         self._sender = BatchSender(self.producer)  # the dispatches of one consumer batch
@@ -199,7 +199,6 @@ class RouterService:
                 enabled=route.config.enabled,
             )
         self.index = RouteIndex(self.routes.values())
-        self._dispatch_keys.clear()
         enabled = sum(1 for r in self.routes.values() if r.config.enabled)
         m.CONFIGS_LOADED.labels("true").set(enabled)
         m.CONFIGS_LOADED.labels("false").set(len(self.routes) - enabled)
@@ -329,7 +328,6 @@ class RouterService:
             return []
         configs = [match.route.config for match in result.matches]
         futures: list[Awaitable[object]] = []
-        keys = self._dispatch_keys
         for config, _did, body in self._builder.build_prepared(
             inbound.bill_id,
             inbound.version,
@@ -341,16 +339,25 @@ class RouterService:
             inbound.replay_id,
             self._routed_at,
         ):
-            topic = self._dispatch_topics[config.destination]
+            target = self._targets.get(config.id)
+            if target is None or target.version != config.version:
+                target = self._targets[config.id] = self._target(config)
             if len(body) > self.dispatch_max_bytes:
-                futures.append(asyncio.ensure_future(self._send_large(record, topic, config, body)))
+                futures.append(
+                    asyncio.ensure_future(self._send_large(record, target.topic, config, body))
+                )
             else:
-                key = keys.get((config.id, config.version))
-                if key is None:
-                    key = keys[(config.id, config.version)] = dispatch_key(config).encode()
-                self._sender.add(topic, key, body)
-            counts[self._dispatched[config.destination]] += 1
+                self._sender.add(target.topic, target.key, body)
+            counts[target.dispatched] += 1
         return futures
+
+    def _target(self, config: IntegrationConfig) -> _Target:
+        return _Target(
+            config.version,
+            self._dispatch_topics[config.destination],
+            dispatch_key(config).encode(),
+            self._dispatched[config.destination],
+        )
 
     async def _dead_letter_sent(
         self, record: ConsumerRecord[bytes, bytes], exc: MalformedEvent
@@ -472,6 +479,16 @@ class RouterService:
                 f"accounts topic; publish the account, then replay this offset",
             )
         return account
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """A configuration version's dispatch topic, record key and dispatch counter."""
+
+    version: int
+    topic: str
+    key: bytes
+    dispatched: Counter
 
 
 @dataclass(slots=True)
