@@ -27,12 +27,17 @@ L = TypeVar("L", bound=LineFacts)
 
 def kept_line_indices(lines: Sequence[LineFacts], entity: EntityConfig) -> list[int]:
     """Indices of the lines the configuration keeps, in the order it wants them."""
-    excluded = set(entity.excluded_line_item_types)
-    kept = [i for i, line in enumerate(lines) if line.line_item_type not in excluded]
+    if entity.excluded_line_item_types:
+        excluded = set(entity.excluded_line_item_types)
+        kept = [i for i, line in enumerate(lines) if line.line_item_type not in excluded]
+    else:
+        kept = list(range(len(lines)))
     if entity.sort_line_items_by is SortLineItemsBy.SUBTOTAL:
-        subtotals = {i: Decimal(lines[i].subtotal) for i in kept}
-        return sorted(kept, key=subtotals.__getitem__)
+        return sorted(kept, key=lambda i: Decimal(lines[i].subtotal))
     if entity.sort_line_items_by is SortLineItemsBy.AGGREGATION_ID:
+        if all(lines[i].aggregation_id is None for i in kept):
+            return kept  # no line has one: the stable sort would change nothing
+
         # Lines without an aggregation id go last; ties keep the bill's order (stable sort).
         def by_aggregation(i: int) -> tuple[bool, str]:
             aggregation_id = lines[i].aggregation_id

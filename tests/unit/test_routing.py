@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from shared.contracts import LineItemType, Trigger, dispatch_id
+from shared.contracts import LineItemType, SortLineItemsBy, Trigger, dispatch_id
 from shared.routing import FilterReason, compile_route, prepare_bill, route_bill
+from shared.routing.prepare import kept_line_indices
 from tests.support.builders import account, bill, config, line
 
 
@@ -140,6 +144,41 @@ def test_sort_by_aggregation_id_puts_missing_last() -> None:
 def test_sort_none_keeps_order() -> None:
     prepared = prepare_bill(bill(lines=_lines()), config().entity_config)
     assert [li.id for li in prepared.line_items] == ["l1", "l2", "l3", "l4", "l5"]
+
+
+@dataclass(frozen=True)
+class _Facts:
+    line_item_type: str
+    subtotal: str
+    aggregation_id: str | None
+
+
+@given(
+    lines=st.lists(
+        st.builds(
+            _Facts,
+            st.sampled_from(["USAGE", "MINIMUM_SPEND", "USAGE_CREDIT"]),
+            st.decimals(allow_nan=False, allow_infinity=False, places=2).map(str),
+            st.sampled_from([None, "", "a", "b"]),
+        ),
+        max_size=8,
+    ),
+    excluded=st.sampled_from([[], ["MINIMUM_SPEND"]]),
+    sort=st.sampled_from(list(SortLineItemsBy)),
+)
+def test_kept_lines_follow_the_rule_written_plainly(
+    lines: list[_Facts], excluded: list[str], sort: SortLineItemsBy
+) -> None:
+    """The fast paths (nothing excluded, no aggregation id to sort by) change nothing."""
+    entity = config(
+        entity={"excludedLineItemTypes": excluded, "sortLineItemsBy": sort.value}
+    ).entity_config
+    kept = [i for i, li in enumerate(lines) if li.line_item_type not in excluded]
+    if sort is SortLineItemsBy.SUBTOTAL:
+        kept.sort(key=lambda i: Decimal(lines[i].subtotal))
+    elif sort is SortLineItemsBy.AGGREGATION_ID:
+        kept.sort(key=lambda i: (lines[i].aggregation_id is None, lines[i].aggregation_id or ""))
+    assert kept_line_indices(lines, entity) == kept
 
 
 def test_dispatch_id_is_stable_and_sensitive_to_every_input() -> None:
