@@ -32,25 +32,27 @@ _NUMBERS = msgspec.json.Decoder(list[float])
 _NULL = Raw(b"null")
 FastCustomFields = dict[str, str | bool | int | None]
 NonEmpty = Annotated[str, Meta(min_length=1)]
+# A decimal's text, its length checked while decoding; its form by _decimals_plain.
+FastDecimal = Annotated[str, Meta(min_length=1, max_length=_FAST_DECIMAL_MAX_CHARS)]
 
 
 class FastPricingBandUsage(Struct, rename="camel", gc=False):
     pricing_band_id: str | None = None
-    lower_limit: str | None = None
-    band_quantity: str | None = None
-    unit_price: str | None = None
-    band_subtotal: str | None = None
-    fixed_price: str | None = None
+    lower_limit: FastDecimal | None = None
+    band_quantity: FastDecimal | None = None
+    unit_price: FastDecimal | None = None
+    band_subtotal: FastDecimal | None = None
+    fixed_price: FastDecimal | None = None
 
 
 class FastLineItem(Struct, rename="camel", gc=False):
     id: str
     line_item_type: LineItemType
-    subtotal: str
+    subtotal: FastDecimal
     description: str | None = None
-    quantity: str = "0"
+    quantity: FastDecimal = "0"
     unit: str | None = None
-    average_unit_price: str | None = None
+    average_unit_price: FastDecimal | None = None
     currency: str | None = None
     product_id: str | None = None
     product_code: str | None = None
@@ -76,7 +78,7 @@ class FastBill(Struct, rename="camel", gc=False):
     end_date: date | None = None
     status: BillStatus = BillStatus.PENDING
     locked: bool = False
-    bill_total: str | None = None
+    bill_total: FastDecimal | None = None
     purchase_order_number: str | None = None
     external_invoice_reference: str | None = None
     sequential_invoice_number: str | None = None
@@ -106,10 +108,10 @@ _LINE = msgspec.json.Decoder(FastLineItem)
 
 
 def _decimals_plain(bill: FastBill, lines: list[FastLineItem]) -> bool:
-    """Every decimal of the bill in plain notation within bounds. Checked all at once, in
-    C: only digits, points, minus signs (no exponent, space, NaN), short enough, and the
-    values joined by commas parse as exactly that many JSON numbers (which refuses "1.",
-    ".5", "007", "1-2", "" and a value holding a comma)."""
+    """Every decimal of the bill in plain notation (their lengths, 1 to the bound, were
+    checked while decoding). Checked all at once, in C: only digits, points, minus signs
+    (no exponent, space, NaN), and the values joined by commas parse as exactly that many
+    JSON numbers (which refuses "1.", ".5", "007", "1-2" and a value holding a comma)."""
     values = [line.quantity for line in lines]
     values += [line.subtotal for line in lines]
     values += [line.average_unit_price or "0" for line in lines]
@@ -123,8 +125,6 @@ def _decimals_plain(bill: FastBill, lines: list[FastLineItem]) -> bool:
                 band.band_subtotal or "0",
                 band.fixed_price or "0",
             )
-    if max(map(len, values)) > _FAST_DECIMAL_MAX_CHARS:
-        return False
     text = ",".join(values).encode()
     if text.translate(None, _NUMBER_CHARS):
         return False

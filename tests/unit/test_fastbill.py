@@ -72,11 +72,36 @@ def test_a_decimal_that_is_not_one_plain_number_is_left_to_the_contract(quantity
     assert decode_bill(json.dumps(data).encode()) is None
 
 
+@pytest.mark.parametrize(
+    ("where", "field"),
+    [
+        ("bill", "billTotal"),
+        ("line", "averageUnitPrice"),
+        ("band", "lowerLimit"),
+        ("band", "bandQuantity"),
+        ("band", "unitPrice"),
+        ("band", "bandSubtotal"),
+        ("band", "fixedPrice"),
+    ],
+)
+def test_an_empty_optional_decimal_is_left_to_the_contract(where: str, field: str) -> None:
+    """An empty string is not an absent value: the contract refuses it."""
+    data = json.loads(bill().to_bytes())
+    line_data = data["lineItems"][0]
+    line_data["usagePerPricingBand"] = [{"unitPrice": "1"}]
+    target = {"bill": data, "line": line_data, "band": line_data["usagePerPricingBand"][0]}
+    target[where][field] = ""
+    raw = json.dumps(data).encode()
+    with pytest.raises(pydantic.ValidationError):
+        Bill.model_validate_json(raw)
+    assert decode_bill(raw) is None
+
+
 # ---- property: whatever the fast decoder accepts, the contract accepts alike ----------
 
 _decimals = st.one_of(
     st.sampled_from(
-        ["0", "-0", "1", "1.5", "00", "1e3", "1E+400", "NaN", "-Infinity", " 1", "1.", ".5"]
+        ["0", "-0", "1", "1.5", "00", "1e3", "1E+400", "NaN", "-Infinity", " 1", "1.", ".5", ""]
     ),
     st.decimals(allow_nan=False, allow_infinity=False, places=None).map(str),
     st.from_regex(r"-?[0-9]{1,22}(\.[0-9]{1,20})?", fullmatch=True),
