@@ -245,7 +245,9 @@ class RouterService:
         self._routed_at = datetime.now(UTC).isoformat()  # one routing time per batch
         sender = self._sender
         await sender.open_round(self._dispatch_topics.values())
+        counts = self._counts
         for tp, records in batches.items():
+            counts[self._consumed[tp.topic]] += len(records)
             for record in records:
                 pending.extend(self.handle(record))
                 stamps.append(record.timestamp / 1000.0)
@@ -308,8 +310,7 @@ class RouterService:
         """Routes one record. Its dispatches join the round's batches (route_batch submits
         them); the awaitables returned are its dead letter or oversized sends. Synchronous:
         a coroutine per record costs more than most routing decisions."""
-        counts = self._counts
-        counts[self._consumed[record.topic]] += 1
+        counts = self._counts  # consumed records are counted by route_batch
         source = f"{record.topic}/{record.partition}/{record.offset}"
         try:
             inbound = self._parse(record)
