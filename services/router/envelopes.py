@@ -20,8 +20,8 @@ from shared.contracts import (
     IntegrationConfig,
     SortLineItemsBy,
     Trigger,
-    dispatch_id,
 )
+from shared.contracts.dispatch import DispatchIds
 from shared.contracts.fastbill import DecodedBill
 from shared.routing.prepare import kept_line_indices, preparation_key, prepare_bill
 
@@ -226,8 +226,9 @@ class EnvelopeBuilder:
         bill_part = _encode({"trigger": trigger.value, "routedAt": routed_at, "source": source})
         bill_part = bill_part[1:-1]
         out: list[tuple[IntegrationConfig, str, bytes]] = []
+        ids = DispatchIds(bill_id, bill_version, trigger, replay_id)
         for config in configs:
-            did = dispatch_id(bill_id, bill_version, config.id, config.version, trigger, replay_id)
+            did = ids.of(config.id, config.version)
             config_part, key = self._config_part(config)
             body = b"".join(
                 (

@@ -30,10 +30,28 @@ def dispatch_id(
     """Deterministic: the same bill version, configuration version and trigger -> the same id,
     so a sink can recognise a redelivered or re-routed envelope. A replay carries its own
     request id: replaying on purpose is a new dispatch (it still updates the same invoice)."""
-    raw = f"{bill_id}\x1f{bill_version}\x1f{config_id}\x1f{config_version}\x1f{trigger.value}"
-    if replay_id:
-        raw += f"\x1f{replay_id}"
-    return "dsp_" + hashlib.sha256(raw.encode()).hexdigest()[:32]
+    return DispatchIds(bill_id, bill_version, trigger, replay_id).of(config_id, config_version)
+
+
+class DispatchIds:
+    """`dispatch_id` for one bill and trigger and many configurations: the bill's parts
+    of the hashed text are encoded once."""
+
+    __slots__ = ("_head", "_tail")
+
+    def __init__(
+        self, bill_id: str, bill_version: int, trigger: Trigger, replay_id: str | None = None
+    ) -> None:
+        self._head = f"{bill_id}\x1f{bill_version}\x1f".encode()
+        tail = f"\x1f{trigger.value}"
+        if replay_id:
+            tail += f"\x1f{replay_id}"
+        self._tail = tail.encode()
+
+    def of(self, config_id: str, config_version: int) -> str:
+        config = f"{config_id}\x1f{config_version}".encode()
+        digest = hashlib.sha256(b"".join((self._head, config, self._tail))).hexdigest()
+        return "dsp_" + digest[:32]
 
 
 class DispatchEnvelope(WireModel):

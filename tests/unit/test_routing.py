@@ -199,6 +199,16 @@ def test_dispatch_id_is_stable_and_sensitive_to_every_input() -> None:
     )
 
 
+def test_dispatch_ids_never_change_between_versions() -> None:
+    """Sinks recognise a re-routed envelope by its id, across router upgrades too."""
+    assert dispatch_id("bill-1", 3, "cfg-9", 2, Trigger.APPROVED) == (
+        "dsp_6bef72688e4144a1b2fc605665a703a0"
+    )
+    assert dispatch_id("bill-1", 3, "cfg-9", 2, Trigger.REPLAY, "rep-1") == (
+        "dsp_76b7680ba37c04fae80115b640f67549"
+    )
+
+
 def test_route_index_decides_exactly_like_route_bill() -> None:
     import random
 
