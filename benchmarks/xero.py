@@ -9,11 +9,12 @@ windows and the share of the limit is not dominated by the burst a fresh window 
 the concurrent (5) and daily (5,000) limits are Xero's. 5,000 bills in batches of 50 are
 100 calls: about 100 s at that rate. Printed: invoices per call (target >= 40), the share
 of the limit used (calls in the run's complete windows over what they allow; target >=
-90%), 429s, and the peak memory of the sink's process (the local Xero runs in its own
-process, as Xero is remote), with the same backlog sent one bill per call (the single
-path) for `--single-window` seconds beside it.
+90%), 429s, members whose batch timed out (the runner's call timeout applies; it starts
+once the limiter admits a call, so none should), and the peak memory of the sink's
+process (the local Xero runs in its own process, as Xero is remote), with the same
+backlog sent one bill per call (the single path) for `--single-window` seconds beside it.
 
-    python -m benchmarks.xero [--bills 5000] [--single-window 75]
+    python -m benchmarks.xero [--bills 5000] [--single-window 75] [--timeout 120]
 """
 
 from __future__ import annotations
@@ -48,7 +49,9 @@ from shared.credentials import Credential, XeroCredential
 from shared.sampledata import make_accounts, make_bills
 from shared.sinks.batching import BatchPath, BatchPolicy, CallLimiter
 from shared.sinks.destination import DeliveryRequest
+from shared.sinks.errors import ProviderTimeoutError
 from shared.sinks.limits import ProviderLimits, QuotaLimiter, Scope, Window
+from shared.sinks.options import SinkOptions
 
 TENANT = "0be1c4a0-0000-4000-8000-00000000be4c"
 CLIENT, CUSTOM, SECRET = "bench-client", "bench-custom", "bench-secret"
@@ -130,7 +133,7 @@ async def stats(url: str) -> dict[str, Any]:
         return answer
 
 
-async def run(size: int, bills: int, window: float) -> dict[str, Any]:
+async def run(size: int, bills: int, window: float, timeout: float) -> dict[str, Any]:
     async with local_xero() as (url, _):
         # A custom connection: the sink fetches its own token (client credentials).
         credential = XeroCredential(
@@ -148,17 +151,24 @@ async def run(size: int, bills: int, window: float) -> dict[str, Any]:
         def client_for(_: IntegrationConfig, __: Credential) -> tuple[XeroApi, CallLimiter]:
             return client, limiter
 
-        path = BatchPath(destination, client_for)  # no call timeout: batches wait for the limiter
+        # The runner's call timeout: it starts once the limiter admits a batch's call, so
+        # batches queued behind the backlog are not timed out before they are sent.
+        path = BatchPath(destination, client_for, timeout)
         requests = requests_for(config, bills)
         sampler = MemorySampler(os.getpid())
+        timeouts = 0
 
         async def one(request: DeliveryRequest) -> None:
+            nonlocal timeouts
             for _ in range(
                 20
             ):  # a whole-batch failure (a 429) retries the bill, as the runner does
                 try:
                     await path.deliver(request, credential)
                     return
+                except ProviderTimeoutError:
+                    timeouts += 1
+                    await asyncio.sleep(1.0)
                 except Exception:  # noqa: BLE001 - counted by the local Xero; try again
                     await asyncio.sleep(1.0)
 
@@ -187,6 +197,7 @@ async def run(size: int, bills: int, window: float) -> dict[str, Any]:
         "rate_limited": float(sum(counted["rate_limited"].values())),
         "problems": counted["rate_limited"],
         "max_concurrent": float(counted["max_concurrent"]),
+        "timeouts": float(timeouts),
         "traced_peak": float(traced_peak),
         "rss": float(peak_rss),
     }
@@ -210,6 +221,7 @@ def report(label: str, r: dict[str, Any]) -> None:
         f"  invoices/call {r['invoices'] / max(1.0, r['calls']):5.1f}"
         f"  share of 60/min {r['fullness']:6.1%}"
         f"  429s {r['rate_limited']:.0f} {r['problems']}  peak concurrent {r['max_concurrent']:.0f}"
+        f"  timed-out members {r['timeouts']:.0f}"
         f"  sink peak: Python {r['traced_peak'] / 2**20:5.1f} MiB, RSS {r['rss'] / 2**20:5.1f} MiB"
     )
 
@@ -218,17 +230,19 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--bills", type=int, default=5000)
     parser.add_argument("--single-window", type=float, default=75.0)
+    parser.add_argument("--timeout", type=float, default=SinkOptions().delivery_timeout)
     args = parser.parse_args()
     print(
         f"Xero: {args.bills}-bill backlog, one organisation, 60 calls/min (as "
-        f"{WINDOW:.0f} per {WINDOW:.0f} s), 5 concurrent, {LATENCY}s per call"
+        f"{WINDOW:.0f} per {WINDOW:.0f} s), 5 concurrent, {LATENCY}s per call, "
+        f"call timeout {args.timeout:g}s"
     )
-    batched = await run(50, args.bills, window=600.0)
+    batched = await run(50, args.bills, window=600.0, timeout=args.timeout)
     print(
         "  (batched: the whole backlog; single: the same backlog for a fixed window)",
         file=sys.stderr,
     )
-    single = await run(1, args.bills, window=args.single_window)
+    single = await run(1, args.bills, window=args.single_window, timeout=args.timeout)
     report("batched", batched)
     report("single", single)
     ratio = (batched["invoices"] / batched["seconds"]) / max(

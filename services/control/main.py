@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Mapping
 
 from aiohttp import web
 
@@ -21,6 +22,7 @@ from shared.kafka.producer import make_producer
 from shared.kafka.topics import ensure_topics
 from shared.logging import configure_logging, get_logger
 from shared.settings import Settings, get_settings
+from shared.sinks.oauth import OAuthClientSettings
 from shared.store import Store
 
 log = get_logger(__name__)
@@ -31,7 +33,13 @@ class ConfigurationError(ValueError):
 
 
 class ControlPlane:
-    def __init__(self, settings: Settings, control: ControlSettings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        control: ControlSettings,
+        oauth: Mapping[str, OAuthClientSettings] | None = None,
+    ) -> None:
+        """`oauth`: OAuth flows' settings by provider name, in place of the environment's."""
         if not control.admin_tokens:
             raise ConfigurationError(
                 "no admin token: set BILLSYNC_CONTROL_ADMIN_TOKENS to a JSON list of long "
@@ -51,7 +59,7 @@ class ControlPlane:
             credentials=CredentialWriter(settings, producer, cipher),
             mappings=MappingWriter(settings, producer),
             users=UserDirectory.load(control.users_file),
-            oauth=OAuthService(control, store.engine),
+            oauth=OAuthService(control, store.engine, oauth),
             ingester=ResultsIngester(settings, store, producer, control.consumer_group),
         )
         self._runner: web.AppRunner | None = None

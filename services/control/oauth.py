@@ -7,11 +7,16 @@ and redirects to the provider. The provider sends the browser to `callback`, whi
 the state (once, durably: see oauth_state.py), exchanges the code at the provider's token
 URL (the provider's flow, looked up in shared/sinks/registry.py: an unknown provider is a
 400), stores the tokens as an encrypted credential and attaches it. A failed exchange
-releases the state. Token responses are secrets: they are never logged or returned."""
+releases the state. Token responses are secrets: they are never logged or returned.
+
+Each flow's settings are its own class (`OAuthFlow.settings_type`), built here once per
+registered flow from the environment, or given (tests point them at a fake)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
@@ -34,14 +39,22 @@ from shared.contracts import Destination
 from shared.credentials import Credential
 from shared.logging import get_logger
 from shared.sinks import registry
-from shared.sinks.oauth import ERROR_CODE, OAuthError, OAuthFlow
+from shared.sinks.oauth import ERROR_CODE, OAuthClientSettings, OAuthError, OAuthFlow
 
 log = get_logger(__name__)
 
 
 class OAuthService:
-    def __init__(self, control: ControlSettings, engine: AsyncEngine) -> None:
+    def __init__(
+        self,
+        control: ControlSettings,
+        engine: AsyncEngine,
+        flow_settings: Mapping[str, OAuthClientSettings] | None = None,
+    ) -> None:
+        """`flow_settings`: a registered flow's settings by provider name, in place of
+        those read from the environment."""
         self.control = control
+        self.flow_settings = _flow_settings(flow_settings or {})
         secret = control.oauth_state_secret
         raw = secret.get_secret_value().encode() if secret else os.urandom(32)
         self.states = StateSigner(raw, control.oauth_state_ttl_seconds)
@@ -62,10 +75,23 @@ class OAuthService:
     def begin_url(self, provider: str, state: str) -> str:
         return f"{self.base_url}/oauth/{provider}/begin?{urlencode({'state': state})}"
 
+    def configured(self, provider: str) -> bool:
+        """Whether `provider` has a flow and this server holds what it needs."""
+        flow = registry.oauth_flow(provider)
+        return flow is not None and flow.configured(self.flow_settings[provider])
+
+    def authorize_origins(self) -> list[str]:
+        """Every flow's authorize page origin (the console's CSP allows them)."""
+        flows = registry.oauth_flows()
+        return sorted({flows[n].authorize_origin(s) for n, s in self.flow_settings.items()})
+
     def authorize_url(self, provider: str, state: str) -> str:
         """The provider's authorize URL carrying `state` (refused when not configured)."""
+        flow = _flow(provider)
         try:
-            return _flow(provider).authorize_url(self.control, self.redirect_uri(provider), state)
+            return flow.authorize_url(
+                self.flow_settings[provider], self.redirect_uri(provider), state
+            )
         except OAuthError as exc:
             raise _api_error(exc) from None
 
@@ -77,7 +103,7 @@ class OAuthService:
         try:
             return await _flow(provider).exchange(
                 self._session,
-                self.control,
+                self.flow_settings[provider],
                 config_id=config_id,
                 code=code,
                 redirect_uri=self.redirect_uri(provider),
@@ -87,11 +113,27 @@ class OAuthService:
             raise _api_error(exc) from None
 
 
+def _flow_settings(given: Mapping[str, OAuthClientSettings]) -> dict[str, OAuthClientSettings]:
+    """One settings object per registered flow: the given one, else its own class read from
+    the environment."""
+    flows: dict[str, OAuthFlow[Any]] = registry.oauth_flows()
+    built: dict[str, OAuthClientSettings] = {}
+    for name, flow in flows.items():
+        settings = given.get(name)
+        if settings is not None and not isinstance(settings, flow.settings_type):
+            raise TypeError(f"the {name} flow's settings are a {flow.settings_type.__name__}")
+        built[name] = settings if settings is not None else flow.settings_type()
+    unknown = sorted(set(given) - set(flows))
+    if unknown:
+        raise ValueError(f"settings given for {unknown}, which register no OAuth flow")
+    return built
+
+
 def _api_error(exc: OAuthError) -> ApiError:
     return provider_error(str(exc)) if exc.provider_side else validation_error(str(exc))
 
 
-def _flow(provider: str) -> OAuthFlow:
+def _flow(provider: str) -> OAuthFlow[Any]:
     flow = registry.oauth_flow(provider)
     if flow is None:
         names = " or ".join(sorted(registry.oauth_flows())) or "none configured"

@@ -31,19 +31,8 @@ class ControlSettings(BaseSettings):
     oauth_state_ttl_seconds: int = Field(default=600, ge=30, le=3600)
     # Where the browser goes after a successful callback (JSON answer when unset).
     oauth_success_redirect_url: str | None = None
-    stripe_connect_client_id: str | None = None
-    stripe_connect_secret_key: SecretStr | None = None  # the platform's key, for the exchange
-    stripe_connect_authorize_url: str = "https://connect.stripe.com/oauth/authorize"
-    stripe_connect_token_url: str = "https://connect.stripe.com/oauth/token"
-    xero_client_id: str | None = None
-    xero_client_secret: SecretStr | None = None
-    xero_authorize_url: str = "https://login.xero.com/identity/connect/authorize"
-    xero_token_url: str = "https://identity.xero.com/connect/token"
-    xero_connections_url: str = "https://api.xero.com/connections"
-    xero_scopes: str = (
-        "openid profile email accounting.transactions accounting.contacts "
-        "accounting.settings offline_access"
-    )
+    # Each provider's client id, secret and endpoints are its flow's own settings, declared
+    # in its destination's package (shared/sinks/oauth.py: OAuthClientSettings).
 
     def base_url(self, bound_port: int | None = None) -> str:
         if self.public_base_url:

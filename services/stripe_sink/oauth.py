@@ -1,54 +1,57 @@
 """Stripe Connect's OAuth flow (standard accounts): the provider half of the control
-plane's connect flow (shared/sinks/oauth.py). Settings, read from the control plane's
-(`BILLSYNC_CONTROL_STRIPE_CONNECT_*`): the platform's client id and secret key, the
-authorize and token URLs."""
+plane's connect flow (shared/sinks/oauth.py), with its own settings
+(`StripeConnectSettings`, `BILLSYNC_CONTROL_STRIPE_CONNECT_*`): the platform's client id
+and secret key, the authorize and token URLs."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import aiohttp
+from pydantic import SecretStr
+from pydantic_settings import SettingsConfigDict
 
 from shared.contracts import Destination
 from shared.credentials import Credential, StripeCredential
-from shared.sinks.oauth import OAuthError, OAuthFlow, post_token
+from shared.sinks.oauth import OAuthClientSettings, OAuthError, OAuthFlow, post_token
+
+AUTHORIZE_URL = "https://connect.stripe.com/oauth/authorize"
+TOKEN_URL = "https://connect.stripe.com/oauth/token"
+SCOPE = "read_write"
 
 
-class StripeConnectFlow(OAuthFlow):
+class StripeConnectSettings(OAuthClientSettings):
+    model_config = SettingsConfigDict(env_prefix="BILLSYNC_CONTROL_STRIPE_CONNECT_", extra="ignore")
+
+    secret_key: SecretStr | None = None  # the platform's key: the exchange authenticates with it
+    authorize_url: str = AUTHORIZE_URL
+    token_url: str = TOKEN_URL
+
+
+class StripeConnectFlow(OAuthFlow[StripeConnectSettings]):
     family = "stripe"
     title = "Stripe Connect"
-    settings_hint = "STRIPE_CONNECT_CLIENT_ID/_SECRET_KEY"
+    settings_type = StripeConnectSettings
+    settings_hint = "BILLSYNC_CONTROL_STRIPE_CONNECT_CLIENT_ID and _SECRET_KEY"
 
-    def configured(self, settings: Any) -> bool:
-        return bool(settings.stripe_connect_client_id and settings.stripe_connect_secret_key)
+    def secret(self, settings: StripeConnectSettings) -> SecretStr | None:
+        return settings.secret_key
 
-    def authorize_endpoint(self, settings: Any) -> str:
-        return str(settings.stripe_connect_authorize_url)
-
-    def authorize_params(self, settings: Any, redirect_uri: str, state: str) -> dict[str, str]:
-        return {
-            "response_type": "code",
-            "client_id": settings.stripe_connect_client_id,
-            "scope": "read_write",
-            "redirect_uri": redirect_uri,
-            "state": state,
-        }
+    def scope(self, settings: StripeConnectSettings) -> str:
+        return SCOPE
 
     async def exchange(
         self,
         session: aiohttp.ClientSession,
-        settings: Any,
+        settings: StripeConnectSettings,
         *,
         config_id: str,
         code: str,
         redirect_uri: str,
         destination: Destination,
     ) -> Credential:
-        secret = settings.stripe_connect_secret_key
-        assert secret is not None
+        _, secret = self.client(settings)
         token = await post_token(
             session,
-            settings.stripe_connect_token_url,
+            settings.token_url,
             {"grant_type": "authorization_code", "code": code},
             aiohttp.BasicAuth(secret.get_secret_value(), ""),
             "stripe",

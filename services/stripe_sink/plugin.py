@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from services.stripe_sink.cli import register as register_cli
 from services.stripe_sink.money import LIMITS
-from services.stripe_sink.oauth import StripeConnectFlow
+from services.stripe_sink.oauth import AUTHORIZE_URL, SCOPE, TOKEN_URL, StripeConnectFlow
 from shared.sinks.registry import DestinationPlugin, OAuthProvider, register
 
 register(
@@ -17,9 +17,9 @@ register(
         oauth=(
             OAuthProvider(
                 name="stripe",
-                authorize_url="https://connect.stripe.com/oauth/authorize",
-                token_url="https://connect.stripe.com/oauth/token",
-                scopes="read_write",
+                authorize_url=AUTHORIZE_URL,
+                token_url=TOKEN_URL,
+                scopes=SCOPE,
                 flow=StripeConnectFlow(),
             ),
         ),

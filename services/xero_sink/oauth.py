@@ -1,62 +1,71 @@
 """Xero's OAuth 2 code flow: the provider half of the control plane's connect flow
 (shared/sinks/oauth.py). After the exchange, `GET /connections` names the organisation the
-user connected (the first ORGANISATION tenant). Settings, read from the control plane's
-(`BILLSYNC_CONTROL_XERO_*`): client id and secret, authorize, token and connections URLs,
+user connected (the first ORGANISATION tenant). Its own settings (`XeroOAuthSettings`,
+`BILLSYNC_CONTROL_XERO_*`): client id and secret, authorize, token and connections URLs,
 scopes."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import aiohttp
+from pydantic import SecretStr
+from pydantic_settings import SettingsConfigDict
 
 from shared.contracts import Destination
 from shared.credentials import Credential, XeroCredential
-from shared.sinks.oauth import OAuthError, OAuthFlow, post_token
+from shared.sinks.oauth import OAuthClientSettings, OAuthError, OAuthFlow, post_token
+
+AUTHORIZE_URL = "https://login.xero.com/identity/connect/authorize"
+TOKEN_URL = "https://identity.xero.com/connect/token"
+SCOPES = (
+    "openid profile email accounting.transactions accounting.contacts "
+    "accounting.settings offline_access"
+)
 
 
-class XeroFlow(OAuthFlow):
+class XeroOAuthSettings(OAuthClientSettings):
+    model_config = SettingsConfigDict(env_prefix="BILLSYNC_CONTROL_XERO_", extra="ignore")
+
+    client_secret: SecretStr | None = None
+    authorize_url: str = AUTHORIZE_URL
+    token_url: str = TOKEN_URL
+    connections_url: str = "https://api.xero.com/connections"
+    scopes: str = SCOPES
+
+
+class XeroFlow(OAuthFlow[XeroOAuthSettings]):
     family = "xero"
     title = "Xero"
-    settings_hint = "XERO_CLIENT_ID/_CLIENT_SECRET"
+    settings_type = XeroOAuthSettings
+    settings_hint = "BILLSYNC_CONTROL_XERO_CLIENT_ID and _CLIENT_SECRET"
 
-    def configured(self, settings: Any) -> bool:
-        return bool(settings.xero_client_id and settings.xero_client_secret)
+    def secret(self, settings: XeroOAuthSettings) -> SecretStr | None:
+        return settings.client_secret
 
-    def authorize_endpoint(self, settings: Any) -> str:
-        return str(settings.xero_authorize_url)
-
-    def authorize_params(self, settings: Any, redirect_uri: str, state: str) -> dict[str, str]:
-        return {
-            "response_type": "code",
-            "client_id": settings.xero_client_id,
-            "redirect_uri": redirect_uri,
-            "scope": settings.xero_scopes,
-            "state": state,
-        }
+    def scope(self, settings: XeroOAuthSettings) -> str:
+        return settings.scopes
 
     async def exchange(
         self,
         session: aiohttp.ClientSession,
-        settings: Any,
+        settings: XeroOAuthSettings,
         *,
         config_id: str,
         code: str,
         redirect_uri: str,
         destination: Destination,
     ) -> Credential:
-        client_id, client_secret = settings.xero_client_id, settings.xero_client_secret
-        assert client_id is not None and client_secret is not None
+        client_id, client_secret = self.client(settings)
         token = await post_token(
             session,
-            settings.xero_token_url,
+            settings.token_url,
             {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri},
             aiohttp.BasicAuth(client_id, client_secret.get_secret_value()),
             "xero",
         )
         tenant_id, tenant_name = await _tenant(
-            session, settings.xero_connections_url, token["access_token"]
+            session, settings.connections_url, token["access_token"]
         )
         expires = datetime.now(UTC) + timedelta(seconds=int(token.get("expires_in", 1800)))
         return XeroCredential(

@@ -4,7 +4,7 @@ its error codes, OAuth provider (code flow with rotating refresh tokens) and CLI
 from __future__ import annotations
 
 from services.xero_sink.cli import register as register_cli
-from services.xero_sink.oauth import XeroFlow
+from services.xero_sink.oauth import AUTHORIZE_URL, SCOPES, TOKEN_URL, XeroFlow
 from shared.sinks.registry import DestinationPlugin, OAuthProvider, register
 
 register(
@@ -18,10 +18,9 @@ register(
         oauth=(
             OAuthProvider(
                 name="xero",
-                authorize_url="https://login.xero.com/identity/connect/authorize",
-                token_url="https://identity.xero.com/connect/token",
-                scopes="openid profile email accounting.transactions accounting.contacts "
-                "accounting.settings offline_access",
+                authorize_url=AUTHORIZE_URL,
+                token_url=TOKEN_URL,
+                scopes=SCOPES,
                 rotating_refresh_tokens=True,
                 flow=XeroFlow(),
             ),

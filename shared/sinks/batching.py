@@ -45,7 +45,7 @@ from shared.sinks.destination import (
     ProviderCalls,
     SinkDestination,
 )
-from shared.sinks.errors import ProviderTimeoutError, SinkError
+from shared.sinks.errors import SinkError
 from shared.sinks.limits import QuotaLimiter
 from shared.sinks.ratelimit import AdaptiveRateLimiter
 
@@ -203,16 +203,15 @@ class BatchDispatcher:
     """`submit` a request, get its own outcome back (a result, or its SinkError raised).
 
     `send(key, requests)` makes the provider call for one batch (the runner binds the
-    client, the limiter and the call wrapper); a SinkError it raises is applied to every
-    member, any other exception too (as an internal error of each member's run)."""
+    client, the limiter and the call wrapper, whose timeout starts once the limiter admits
+    the call: a batch queued behind others is not timed out before it is sent); a
+    SinkError it raises is applied to every member, any other exception too (as an
+    internal error of each member's run)."""
 
-    def __init__(
-        self, family: str, policy: BatchPolicy, send: Sender, timeout: float | None = None
-    ) -> None:
+    def __init__(self, family: str, policy: BatchPolicy, send: Sender) -> None:
         self.family = family
         self.policy = policy
         self._send = send
-        self._timeout = timeout
         self._acc: BatchAccumulator[_Pending[DeliveryResult]] = BatchAccumulator(policy)
         self._wake = asyncio.Event()
         self._timer: asyncio.Task[None] | None = None
@@ -281,16 +280,7 @@ class BatchDispatcher:
         BATCH_SIZE.labels(self.family).observe(len(live))
         self.calls += 1
         try:
-            call = self._send(key, [p.request for p in live])
-            if self._timeout is not None:
-                try:
-                    answer: object = await asyncio.wait_for(call, self._timeout)
-                except TimeoutError as exc:
-                    raise ProviderTimeoutError(
-                        f"no answer within {self._timeout:.0f}s for a batch of {len(live)}"
-                    ) from exc
-            else:
-                answer = await call
+            answer: object = await self._send(key, [p.request for p in live])
         except asyncio.CancelledError:
             for p in live:
                 if not p.future.done():
@@ -341,7 +331,8 @@ ClientAndLimiter = Callable[[IntegrationConfig, Credential], tuple[Any, CallLimi
 class BatchPath:
     """What the runner calls instead of `destination.deliver` for a batch destination:
     `await path.deliver(request, credential)`. Each batch key is bound to the client and
-    limiter of its credential (and tenant), so a batch's call uses exactly those."""
+    limiter of its credential (and tenant), so a batch's call uses exactly those.
+    `timeout` bounds each provider call of a batch once the limiter has admitted it."""
 
     def __init__(
         self,
@@ -352,9 +343,8 @@ class BatchPath:
         self.destination = destination
         self._client_for = client_for
         self._bound: dict[BatchKey, tuple[Any, CallLimiter]] = {}
-        self.dispatcher = BatchDispatcher(
-            destination.family, destination.batch_policy, self._send, timeout
-        )
+        self._timeout = timeout
+        self.dispatcher = BatchDispatcher(destination.family, destination.batch_policy, self._send)
 
     def key_for(self, config: IntegrationConfig, credential: Credential) -> BatchKey:
         return batch_key(config, credential.id, self.destination.tenant_of(config, credential))
@@ -366,7 +356,9 @@ class BatchPath:
 
     async def _send(self, key: BatchKey, requests: Sequence[DeliveryRequest]) -> list[Outcome]:
         client, limiter = self._bound[key]
-        calls = ProviderCalls(self.destination.family, limiter, self.destination.classify)
+        calls = ProviderCalls(
+            self.destination.family, limiter, self.destination.classify, timeout=self._timeout
+        )
         return await self.destination.deliver_batch(requests, client, calls)
 
     async def close(self) -> None:

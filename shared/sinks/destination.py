@@ -131,10 +131,14 @@ class DeliveryResult:
 
 
 class ProviderCalls:
-    """Wraps every provider call: rate limiter first, then metrics, then classification.
+    """Wraps every provider call: rate limiter first, then the timeout, metrics and
+    classification.
 
     A destination's `deliver` makes each request through `call`, e.g.
-    `await calls.call("POST /v1/invoices", lambda: client.create(...), write=True)`."""
+    `await calls.call("POST /v1/invoices", lambda: client.create(...), write=True)`.
+    `timeout` bounds each call from the moment the limiter admits it: waiting for the
+    limiter (a backlog, a concurrency slot, a spent window) is not the provider being slow,
+    and must not turn into a timeout before the request is even sent."""
 
     def __init__(
         self,
@@ -142,11 +146,13 @@ class ProviderCalls:
         limiter: AdaptiveRateLimiter | QuotaLimiter,
         classify: Callable[[BaseException], SinkError | None],
         credential_id: str = "",
+        timeout: float | None = None,
     ) -> None:
         self.destination = destination
         self.credential_id = credential_id
         self.limiter = limiter
         self._classify = classify
+        self.timeout = timeout
         self.count = 0
 
     READ_RETRIES = 2  # extra tries of a read or delete answered 5xx/429/nothing
@@ -198,7 +204,7 @@ class ProviderCalls:
         started = time.monotonic()
         self.count += 1
         try:
-            result = await fn()
+            result = await self._answer(endpoint, fn)
         except Exception as exc:  # classified below; unknown exceptions re-raised as they are
             error = exc if isinstance(exc, SinkError) else self._classify(exc)
             if error is None:
@@ -217,6 +223,16 @@ class ProviderCalls:
         PROVIDER_CALLS.labels(self.destination, endpoint, "ok").inc()
         PROVIDER_LATENCY.labels(self.destination, endpoint).observe(time.monotonic() - started)
         return result
+
+    async def _answer(self, endpoint: str, fn: Callable[[], Awaitable[T]]) -> T:
+        """The provider's answer within `timeout` (the call holds its limiter slot)."""
+        try:
+            async with asyncio.timeout(self.timeout) as scope:
+                return await fn()
+        except TimeoutError as exc:
+            if not scope.expired():
+                raise  # the client's own timeout: the destination classifies it
+            raise ProviderTimeoutError(f"no answer within {self.timeout:g}s ({endpoint})") from exc
 
     def observe(self, headers: RateHeaders) -> None:
         """The provider's rate headers (remaining this minute / day) from a response: they

@@ -1,24 +1,29 @@
 """The provider-specific half of the control plane's OAuth connect flow.
 
 A destination that can be connected by OAuth registers an `OAuthFlow` (on its
-`OAuthProvider` in shared/sinks/registry.py): how to build its authorize URL and how to
-turn an authorization code into a Credential. The control plane (services/control/oauth.py)
+`OAuthProvider` in shared/sinks/registry.py): its settings class, and how to turn an
+authorization code into a Credential. The control plane (services/control/oauth.py)
 keeps the generic half (the durable single-use state, the browser binding, storing and
 attaching the credential) and names no provider.
 
-A flow reads the control-plane settings it needs by name (`BILLSYNC_CONTROL_<NAME>`
-environment variables, fields of services.control.settings.ControlSettings), and reports
-failures as `OAuthError`: the request's fault (400) or the provider's (502). Token
-responses are secrets: never logged, never put in an error message."""
+A flow owns its settings: a subclass of `OAuthClientSettings` in the destination's own
+package, read from the environment under the flow's own prefix (Stripe Connect's
+`BILLSYNC_CONTROL_STRIPE_CONNECT_*`, Xero's `BILLSYNC_CONTROL_XERO_*`). The control plane
+builds one per registered flow and hands it to the flow; a new destination adds no field to
+the control plane's settings. The authorize request is the standard one (RFC 6749 4.1.1),
+built here. Failures are `OAuthError`: the request's fault (400) or the provider's (502).
+Token responses are secrets: never logged, never put in an error message."""
 
 from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlencode, urlsplit
 
 import aiohttp
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.contracts import Destination
 from shared.credentials import Credential
@@ -37,30 +42,42 @@ class OAuthError(Exception):
         self.provider_side = provider_side
 
 
-class OAuthFlow(ABC):
+class OAuthClientSettings(BaseSettings):
+    """What every authorization-code flow reads. A flow's subclass sets its environment
+    prefix (`model_config`), the provider's endpoints as defaults, its secret and any
+    field of its own (Xero's connections URL)."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    client_id: str | None = None
+    authorize_url: str
+    token_url: str
+
+
+SettingsT = TypeVar("SettingsT", bound=OAuthClientSettings)
+
+
+class OAuthFlow(ABC, Generic[SettingsT]):
     """One provider's authorization-code flow, for the destination `family`."""
 
     family: str
     title: str  # in messages: "Stripe Connect"
-    settings_hint: str  # the settings that enable it, for "not configured" messages
+    settings_type: type[SettingsT]  # built by the control plane from the environment
+    settings_hint: str  # the variables that enable it, for "not configured" messages
 
     @abstractmethod
-    def configured(self, settings: Any) -> bool:
-        """Whether the server holds what the flow needs (client id, secret)."""
+    def secret(self, settings: SettingsT) -> SecretStr | None:
+        """The client secret the code exchange authenticates with."""
 
     @abstractmethod
-    def authorize_endpoint(self, settings: Any) -> str:
-        """The provider's authorize page (its origin is allowed in the console's CSP)."""
-
-    @abstractmethod
-    def authorize_params(self, settings: Any, redirect_uri: str, state: str) -> dict[str, str]:
-        """The authorize URL's query, `state` included."""
+    def scope(self, settings: SettingsT) -> str:
+        """The scopes the authorize URL asks for."""
 
     @abstractmethod
     async def exchange(
         self,
         session: aiohttp.ClientSession,
-        settings: Any,
+        settings: SettingsT,
         *,
         config_id: str,
         code: str,
@@ -69,18 +86,38 @@ class OAuthFlow(ABC):
     ) -> Credential:
         """The authorization code -> the credential to store for `config_id`."""
 
-    def authorize_url(self, settings: Any, redirect_uri: str, state: str) -> str:
-        """The provider's authorize URL carrying `state` (refused when not configured)."""
-        if not self.configured(settings):
+    def client(self, settings: SettingsT) -> tuple[str, SecretStr]:
+        """The client id and secret (refused when the server does not hold both)."""
+        secret = self.secret(settings)
+        if not settings.client_id or secret is None or not secret.get_secret_value():
             raise OAuthError(
-                f"{self.title} OAuth is not configured on this server "
-                f"(set BILLSYNC_CONTROL_{self.settings_hint})"
+                f"{self.title} OAuth is not configured on this server (set {self.settings_hint})"
             )
-        params = self.authorize_params(settings, redirect_uri, state)
-        return f"{self.authorize_endpoint(settings)}?{urlencode(params)}"
+        return settings.client_id, secret
 
-    def authorize_origin(self, settings: Any) -> str:
-        parts = urlsplit(self.authorize_endpoint(settings))
+    def configured(self, settings: SettingsT) -> bool:
+        """Whether the server holds what the flow needs (client id, secret)."""
+        try:
+            self.client(settings)
+        except OAuthError:
+            return False
+        return True
+
+    def authorize_url(self, settings: SettingsT, redirect_uri: str, state: str) -> str:
+        """The provider's authorize URL carrying `state` (refused when not configured)."""
+        client_id, _ = self.client(settings)
+        params = {
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": redirect_uri,
+            "scope": self.scope(settings),
+            "state": state,
+        }
+        return f"{settings.authorize_url}?{urlencode(params)}"
+
+    def authorize_origin(self, settings: SettingsT) -> str:
+        """The authorize page's origin (allowed in the console's CSP)."""
+        parts = urlsplit(settings.authorize_url)
         return f"{parts.scheme}://{parts.netloc}"
 
 

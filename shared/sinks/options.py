@@ -17,7 +17,9 @@ class SinkOptions(BaseSettings):
     max_concurrency: int = 64
     max_in_flight: int = 2000  # envelopes held before fetching pauses (backpressure)
     commit_interval: float = 0.5
-    delivery_timeout: float = 120.0  # one attempt, all its calls together
+    # One provider call (a batch's too), from the moment the rate limiter admits it: time
+    # spent waiting for the limiter behind a backlog is not counted.
+    delivery_timeout: float = 120.0
     # How long a stop / a revoked partition waits for deliveries already calling the
     # provider; everything else is abandoned uncommitted and delivered by the next owner.
     stop_grace: float = 10.0

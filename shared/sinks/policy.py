@@ -339,7 +339,13 @@ class DeliveryPolicy:
         began = False
         while True:
             self._run_attempt[run_id] = attempt
-            calls = ProviderCalls(self.family, limiter, self.destination.classify, credential.id)
+            calls = ProviderCalls(
+                self.family,
+                limiter,
+                self.destination.classify,
+                credential.id,
+                self.options.delivery_timeout,
+            )
             try:
                 urgent = attempt > 1
                 async with self._slots(config, urgent):
@@ -364,16 +370,11 @@ class DeliveryPolicy:
                             run_id,
                             mappings,
                         )
-                        try:
-                            result = await asyncio.wait_for(
-                                self._deliver(request, credential, client, calls),
-                                self.options.delivery_timeout,
-                            )
-                            return result, existing
-                        except TimeoutError as exc:
-                            raise ProviderTimeoutError(
-                                f"no answer within {self.options.delivery_timeout:.0f}s"
-                            ) from exc
+                        # Each provider call is bounded by `delivery_timeout` once the
+                        # limiter admits it (ProviderCalls; the batch path's too): waiting
+                        # for the limiter behind a backlog is not a timeout.
+                        result = await self._deliver(request, credential, client, calls)
+                        return result, existing
             except QuotaExhaustedError as err:
                 # Not an attempt: the provider was not called. Park until the reset.
                 m.RETRIES.labels(self.family, type(err).__name__).inc()
@@ -430,12 +431,16 @@ class DeliveryPolicy:
         run a second time."""
         if existing is None or existing.external_id:
             return ""  # nothing was begun, or an earlier complete delivery stands
-        calls = ProviderCalls(self.family, limiter, self.destination.classify, credential_id)
+        calls = ProviderCalls(
+            self.family,
+            limiter,
+            self.destination.classify,
+            credential_id,
+            self.options.delivery_timeout,
+        )
         request = replace(last, existing=None, recovering=True)
         try:
-            done = await asyncio.wait_for(
-                self.destination.abandon(request, client, calls), self.options.delivery_timeout
-            )
+            done = await self.destination.abandon(request, client, calls)
         except (SinkError, TimeoutError) as exc:
             log.warning("abandon_failed", error=getattr(exc, "message", type(exc).__name__))
             return "; an incomplete invoice may remain at the provider"

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from shared.sinks.oauth import OAuthFlow
@@ -35,7 +35,7 @@ class OAuthProvider:
     scopes: str = ""
     rotating_refresh_tokens: bool = False  # a new refresh token on every refresh (Xero)
     # The control plane's connect flow (/oauth/<name>/...), when the destination has one.
-    flow: OAuthFlow | None = None
+    flow: OAuthFlow[Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -107,13 +107,13 @@ def oauth_provider(name: str) -> OAuthProvider | None:
     return None
 
 
-def oauth_flow(name: str) -> OAuthFlow | None:
+def oauth_flow(name: str) -> OAuthFlow[Any] | None:
     """The connect flow behind /oauth/<name>/..., or None (unknown, or none registered)."""
     provider = oauth_provider(name)
     return provider.flow if provider else None
 
 
-def oauth_flows() -> dict[str, OAuthFlow]:
+def oauth_flows() -> dict[str, OAuthFlow[Any]]:
     return {
         provider.name: provider.flow
         for _, plugin in sorted(plugins().items())

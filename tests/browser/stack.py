@@ -19,6 +19,7 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from services.stripe_sink.client import API_BASE_ENV
+from services.stripe_sink.oauth import StripeConnectSettings
 from shared.kafka.topics import delete_topics_with_prefix
 from shared.sampledata import make_accounts, make_bills
 from shared.settings import Settings, TopicNames
@@ -76,9 +77,9 @@ def stack_settings(bootstrap: str) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def stripe_connect() -> AsyncIterator[dict[str, Any]]:
+async def stripe_connect() -> AsyncIterator[StripeConnectSettings]:
     """Stripe Connect's authorize page (it approves at once and sends the browser back
-    with a code) and token endpoint (tests.support's fake), as control-plane settings."""
+    with a code) and token endpoint (tests.support's fake), as the flow's settings."""
     provider = FakeProvider()
 
     async def authorize(request: web.Request) -> web.StreamResponse:
@@ -93,13 +94,12 @@ async def stripe_connect() -> AsyncIterator[dict[str, Any]]:
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
-        yield {
-            "stripe_connect_client_id": "ca_console_test",
-            "stripe_connect_secret_key": SecretStr("sk_test_platform"),
-            "stripe_connect_authorize_url": f"http://127.0.0.1:{port}/authorize",
-            "stripe_connect_token_url": f"http://127.0.0.1:{port}/token",
-            "oauth_success_redirect_url": "/console/oauth/done",
-        }
+        yield StripeConnectSettings(
+            client_id="ca_console_test",
+            secret_key=SecretStr("sk_test_platform"),
+            authorize_url=f"http://127.0.0.1:{port}/authorize",
+            token_url=f"http://127.0.0.1:{port}/token",
+        )
     finally:
         await runner.cleanup()
 
@@ -111,9 +111,9 @@ async def console_stack(bootstrap: str, **control: Any) -> AsyncIterator[Console
     try:
         async with (
             stripe_stack(settings, keys=(STRIPE_KEY,), customers=0) as stripe,
-            stripe_connect() as oauth,
+            stripe_connect() as connect,
         ):
-            control = {**oauth, **control}
+            control = {"oauth_success_redirect_url": "/console/oauth/done", **control}
             # Connecting verifies the key with the local Stripe, never api.stripe.com.
             os.environ[API_BASE_ENV] = stripe.url
             key = SecretStr(stripe.key)
@@ -129,7 +129,9 @@ async def console_stack(bootstrap: str, **control: Any) -> AsyncIterator[Console
                     [(a.id.encode(), a.to_bytes()) for a in accounts],
                 )
                 async with (
-                    running_control_plane(stripe.settings, users_file=users, **control) as cp,
+                    running_control_plane(
+                        stripe.settings, oauth={"stripe": connect}, users_file=users, **control
+                    ) as cp,
                     aiohttp.ClientSession() as http,
                     running_router(stripe.settings),
                     stripe.sink(),

@@ -11,11 +11,15 @@ from urllib.parse import parse_qs, urlparse
 
 import aiohttp
 import pytest
+from pydantic import SecretStr
 
 from services.control.oauth_state import SESSION_COOKIE
+from services.stripe_sink.oauth import StripeConnectSettings
+from services.xero_sink.oauth import XeroOAuthSettings
 from shared.credentials import CredentialCipher, StoredCredential, StripeCredential, XeroCredential
 from shared.credentials.store import unseal
 from shared.settings import Settings
+from shared.sinks.oauth import OAuthClientSettings
 from tests.support.control import (
     STRIPE_ACCESS,
     XERO_ACCESS,
@@ -39,23 +43,27 @@ async def provider() -> AsyncIterator[FakeProvider]:
         yield fake
 
 
-def oauth_settings(provider: FakeProvider) -> dict[str, Any]:
-    return dict(
-        stripe_connect_client_id="ca_test_client",
-        stripe_connect_secret_key=PLATFORM_KEY,
-        stripe_connect_authorize_url="https://connect.example/authorize",
-        stripe_connect_token_url=f"{provider.base_url}/stripe/token",
-        xero_client_id="xero-app",
-        xero_client_secret=XERO_SECRET,
-        xero_authorize_url="https://login.example/authorize",
-        xero_token_url=f"{provider.base_url}/xero/token",
-        xero_connections_url=f"{provider.base_url}/xero/connections",
-    )
+def oauth_settings(provider: FakeProvider) -> dict[str, OAuthClientSettings]:
+    return {
+        "stripe": StripeConnectSettings(
+            client_id="ca_test_client",
+            secret_key=SecretStr(PLATFORM_KEY),
+            authorize_url="https://connect.example/authorize",
+            token_url=f"{provider.base_url}/stripe/token",
+        ),
+        "xero": XeroOAuthSettings(
+            client_id="xero-app",
+            client_secret=SecretStr(XERO_SECRET),
+            authorize_url="https://login.example/authorize",
+            token_url=f"{provider.base_url}/xero/token",
+            connections_url=f"{provider.base_url}/xero/connections",
+        ),
+    }
 
 
 @pytest.fixture
 async def api(settings: Settings, provider: FakeProvider) -> AsyncIterator[Api]:
-    async with api_for(settings, **oauth_settings(provider)) as client:
+    async with api_for(settings, oauth=oauth_settings(provider)) as client:
         yield client
 
 
@@ -202,13 +210,11 @@ async def test_a_state_is_bound_to_one_browser_and_survives_nothing(
 ) -> None:
     """Single use across a restart (durable), only from the browser that opened begin, and
     a failed exchange does not burn the attempt."""
-    control = {
-        **oauth_settings(provider),
-        "oauth_state_secret": "a-fixed-secret-so-old-states-still-verify",
-    }
+    oauth = oauth_settings(provider)
+    control = {"oauth_state_secret": "a-fixed-secret-so-old-states-still-verify"}
     database = f"sqlite+aiosqlite:///{tmp_path / 'control.db'}"
     async with (
-        running_control_plane(settings, database, **control) as handle,
+        running_control_plane(settings, database, oauth, **control) as handle,
         aiohttp.ClientSession() as session,
     ):
         api = Api(handle, session)
@@ -237,7 +243,7 @@ async def test_a_state_is_bound_to_one_browser_and_survives_nothing(
         exchanges = len(provider.exchanges)
 
     async with (
-        running_control_plane(settings, database, **control) as handle,
+        running_control_plane(settings, database, oauth, **control) as handle,
         aiohttp.ClientSession() as session,
     ):
         api = Api(handle, session)

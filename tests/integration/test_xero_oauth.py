@@ -14,6 +14,7 @@ from pydantic import SecretStr
 
 from fakes.xero import FakeXero
 from services.xero_sink.destination import XeroDestination
+from services.xero_sink.oauth import XeroOAuthSettings
 from shared.contracts import DispatchEnvelope, RunStatus, Trigger, dispatch_id, parse_config
 from shared.credentials import CredentialCipher, XeroCredential
 from shared.settings import Settings
@@ -45,14 +46,14 @@ async def fake() -> AsyncIterator[FakeXero]:
 
 @pytest.fixture
 async def api(settings: Settings, fake: FakeXero) -> AsyncIterator[Api]:
-    async with api_for(
-        settings,
-        xero_client_id=CLIENT,
-        xero_client_secret=SECRET,
-        xero_authorize_url=f"{fake.url}/identity/connect/authorize",
-        xero_token_url=f"{fake.url}/connect/token",
-        xero_connections_url=f"{fake.url}/connections",
-    ) as client:
+    xero = XeroOAuthSettings(
+        client_id=CLIENT,
+        client_secret=SecretStr(SECRET),
+        authorize_url=f"{fake.url}/identity/connect/authorize",
+        token_url=f"{fake.url}/connect/token",
+        connections_url=f"{fake.url}/connections",
+    )
+    async with api_for(settings, oauth={"xero": xero}) as client:
         yield client
 
 

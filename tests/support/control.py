@@ -16,7 +16,7 @@ import json
 import os
 import secrets
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from services.control.main import ControlPlane
 from services.control.settings import ControlSettings
 from shared.credentials import generate_key
 from shared.settings import Settings
+from shared.sinks.oauth import OAuthClientSettings
 
 
 @dataclass
@@ -51,10 +52,14 @@ class ControlPlaneHandle:
 
 @contextlib.asynccontextmanager
 async def running_control_plane(
-    settings: Settings, database_url: str | None = None, **control: Any
+    settings: Settings,
+    database_url: str | None = None,
+    oauth: Mapping[str, OAuthClientSettings] | None = None,
+    **control: Any,
 ) -> AsyncIterator[ControlPlaneHandle]:
-    """`database_url` defaults to a fresh SQLite file; `control` overrides ControlSettings
-    fields (e.g. users_file, xero_token_url)."""
+    """`database_url` defaults to a fresh SQLite file; `oauth` gives OAuth flows' own
+    settings by provider name (e.g. {"xero": XeroOAuthSettings(token_url=...)}) in place of
+    the environment's; `control` overrides ControlSettings fields (e.g. users_file)."""
     admin, read = f"adm-{secrets.token_hex(16)}", f"rd-{secrets.token_hex(16)}"
     key = settings.credentials_key.get_secret_value() if settings.credentials_key else None
     key = key or generate_key()
@@ -69,7 +74,7 @@ async def running_control_plane(
             **control,
         )
         plane_settings = settings.model_copy(update={"credentials_key": SecretStr(key)})
-        plane = ControlPlane(plane_settings, control_settings)
+        plane = ControlPlane(plane_settings, control_settings, oauth)
         try:
             await plane.start()
             yield ControlPlaneHandle(

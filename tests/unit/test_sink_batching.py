@@ -9,23 +9,39 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import SecretStr
 
-from shared.contracts import DispatchEnvelope, RunStatus, Trigger, dispatch_id
+from shared.contracts import (
+    Destination,
+    DispatchEnvelope,
+    ExternalSystem,
+    RunStatus,
+    Trigger,
+    dispatch_id,
+)
+from shared.credentials import Credential, XeroCredential
 from shared.sinks.batching import (
     BatchAccumulator,
+    BatchDestination,
     BatchDispatcher,
     BatchKey,
+    BatchPath,
     BatchPolicy,
     Outcome,
     batch_key,
     settings_fingerprint,
 )
-from shared.sinks.destination import DeliveryRequest, DeliveryResult
-from shared.sinks.errors import AuthenticationError, FatalBillError, SinkError
+from shared.sinks.destination import DeliveryRequest, DeliveryResult, ProviderCalls
+from shared.sinks.errors import AuthenticationError, FatalBillError, ProviderTimeoutError, SinkError
 from shared.sinks.invoice_map import InvoiceState
+from shared.sinks.ratelimit import RateSpec
 from tests.support.builders import account, bill, config
+from tests.support.limiters import GateLimiter, outlast
 
 A = BatchKey("cred-a", None, "s1")
+CREDENTIAL = XeroCredential(
+    id="cred-a", client_id="app", client_secret=SecretStr("s"), tenant_id="tenant-a"
+)
 B = BatchKey("cred-b", None, "s1")
 
 
@@ -173,3 +189,74 @@ async def test_a_cancelled_member_leaves_before_the_call() -> None:
     assert (await dispatcher.submit(A, _request("b-kept"))).external_id == "inv-b-kept"
     await dispatcher.close()
     assert sent == [["b-kept"]]
+
+
+class _Gated(BatchDestination[None]):
+    """One provider call per batch, through the call wrapper (limiter, then timeout)."""
+
+    family = "test"
+    external_system = ExternalSystem.XERO
+    customer_table = "Contact"
+    credential_type = XeroCredential
+    batch_policy = BatchPolicy(2, 5.0)
+
+    def __init__(self, hang: bool = False) -> None:
+        self.hang = hang
+        self.sent: list[list[str]] = []
+
+    def rate_spec(self, destination: Destination, credential: Credential) -> RateSpec:
+        return RateSpec(None)
+
+    def make_client(self, destination: Destination, credential: Credential) -> None:
+        return None
+
+    def classify(self, exc: BaseException) -> SinkError | None:
+        return None
+
+    async def deliver_batch(
+        self, requests: Sequence[DeliveryRequest], client: None, calls: ProviderCalls
+    ) -> list[Outcome]:
+        async def post() -> list[Outcome]:
+            self.sent.append([r.envelope.bill.id for r in requests])
+            if self.hang:
+                await asyncio.Event().wait()  # the provider never answers
+            return [_ok(r) for r in requests]
+
+        return await calls.call("POST /batch", post, write=True)
+
+
+CALL_TIMEOUT = 0.05
+
+
+async def test_batches_queued_behind_the_limiter_are_not_timed_out_before_they_are_sent() -> None:
+    """The limiter admits one call at a time, each after longer than the call timeout: every
+    batch still gets its real answer (the timeout starts once the limiter admits it)."""
+    gate = GateLimiter()
+    destination = _Gated()
+    path = BatchPath(destination, lambda _c, _k: (None, gate), timeout=CALL_TIMEOUT)
+    members = [asyncio.create_task(path.deliver(_request(f"b-{i}"), CREDENTIAL)) for i in range(6)]
+    await gate.until_waiting(3)  # three full batches, queued in the limiter
+    for batch in range(3):
+        await outlast(CALL_TIMEOUT)  # longer than the timeout, counted after they queued
+        await gate.admit(1)
+        while sum(m.done() for m in members) < 2 * (batch + 1):  # that batch answered
+            pending = [m for m in members if not m.done()]
+            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+    results = await asyncio.gather(*members, return_exceptions=True)
+    await path.close()
+    assert [getattr(r, "external_id", r) for r in results] == [f"inv-b-{i}" for i in range(6)]
+    assert sorted(destination.sent) == [["b-0", "b-1"], ["b-2", "b-3"], ["b-4", "b-5"]]
+
+
+async def test_a_batch_call_without_an_answer_still_times_out() -> None:
+    gate = GateLimiter()
+    path = BatchPath(_Gated(hang=True), lambda _c, _k: (None, gate), timeout=CALL_TIMEOUT)
+    await gate.admit(1)
+    results = await asyncio.gather(
+        *(path.deliver(_request(f"b-{i}"), CREDENTIAL) for i in range(2)),
+        return_exceptions=True,
+    )
+    await path.close()
+    assert all(
+        isinstance(r, ProviderTimeoutError) and "no answer within" in r.message for r in results
+    )

@@ -21,6 +21,7 @@ from shared.contracts import (
     Trigger,
 )
 from shared.credentials import Credential, StripeCredential
+from shared.sinks import policy as policy_module
 from shared.sinks.destination import DeliveryRequest, DeliveryResult, ProviderCalls, SinkDestination
 from shared.sinks.errors import FatalBillError, RetriableError, SinkError
 from shared.sinks.invoice_map import InvoiceMapRecord, InvoiceState, map_key
@@ -29,6 +30,7 @@ from shared.sinks.policy import DeliveryPolicy, run_id_for
 from shared.sinks.ratelimit import RateSpec
 from shared.sinks.standard_tests import MemoryPolicyState
 from tests.support.builders import account, bill, config, line
+from tests.support.limiters import GateLimiter, outlast
 
 FAST = SinkOptions(max_attempts=4, retry_base_delay=0.001, retry_max_delay=0.002)
 
@@ -278,3 +280,54 @@ async def test_the_request_carries_the_bills_mappings_and_the_customer_table_dec
     assert [m.id for m in request.mappings.rows] == ["a-address", "b-customer", "c-product"]
     product = request.mappings.for_product("prod-a", "Product")
     assert product is not None and product.external_id == "prod_1"
+
+
+class Calling(Scripted):
+    """Makes its one provider call through the call wrapper (limiter, then timeout)."""
+
+    async def deliver(
+        self, request: DeliveryRequest, client: None, calls: ProviderCalls
+    ) -> DeliveryResult:
+        async def post() -> DeliveryResult:
+            return await Scripted.deliver(self, request, client, calls)
+
+        return await calls.call("POST /v1/invoices", post, write=True)
+
+
+CALL_TIMEOUT = 0.05
+ONE_TRY = SinkOptions(max_attempts=1, delivery_timeout=CALL_TIMEOUT)
+
+
+async def test_waiting_for_the_limiter_is_not_the_delivery_timing_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    gate = GateLimiter()
+    monkeypatch.setattr(policy_module, "AdaptiveRateLimiter", lambda spec: gate)
+    state = MemoryState()
+    state.credentials["cred-1"] = StripeCredential(id="cred-1", api_key=SecretStr("sk_test_1"))
+    dest = Calling(DONE)
+    delivery = asyncio.create_task(DeliveryPolicy(dest, state, ONE_TRY).process(envelope()))
+    await gate.until_waiting(1)
+    await outlast(CALL_TIMEOUT)  # longer than the timeout, counted after the call queued
+    await gate.admit(1)
+    await delivery
+    assert statuses(state) == ["STARTED", "COMPLETE"] and len(dest.requests) == 1
+
+
+async def test_a_call_without_an_answer_still_times_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Silent(Calling):
+        async def deliver(
+            self, request: DeliveryRequest, client: None, calls: ProviderCalls
+        ) -> DeliveryResult:
+            async def post() -> DeliveryResult:
+                await asyncio.Event().wait()  # the provider never answers
+                raise AssertionError("unreachable")
+
+            return await calls.call("POST /v1/invoices", post, write=True)
+
+    state = MemoryState()
+    state.credentials["cred-1"] = StripeCredential(id="cred-1", api_key=SecretStr("sk_test_1"))
+    await DeliveryPolicy(Silent(), state, ONE_TRY).process(envelope())
+    final = state.runs()[-1]
+    assert final.status is RunStatus.TIMEOUT_LIMIT_EXCEEDED
+    assert "no answer within 0.05s (POST /v1/invoices)" in (final.error or "")

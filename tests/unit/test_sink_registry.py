@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
+from pydantic import SecretStr
+from pydantic_settings import SettingsConfigDict
 
 from services.control import oauth
 from services.control.errors import ApiError
 from services.control.settings import ControlSettings
+from services.stripe_sink.oauth import StripeConnectSettings
+from services.xero_sink.oauth import XeroOAuthSettings
 from shared.contracts import Destination
 from shared.credentials import Credential
 from shared.sinks import registry
 from shared.sinks.classify import classify_response
 from shared.sinks.errors import AuthenticationError, FatalBillError, RateLimitedError
-from shared.sinks.oauth import OAuthFlow
+from shared.sinks.oauth import OAuthClientSettings, OAuthError, OAuthFlow
 from shared.sinks.partitioning import dispatch_key, partition_for
 from tests.support.builders import config
 
@@ -59,32 +62,78 @@ def test_oauth_flows_register_from_their_destination() -> None:
     # Salesforce registers an OAuth provider but no control-plane connect flow.
     assert registry.oauth_provider("salesforce") is not None
     assert registry.oauth_flow("salesforce") is None
-    settings = ControlSettings(xero_client_id="app", xero_client_secret="s")  # type: ignore[arg-type]
-    url = urlsplit(flows["xero"].authorize_url(settings, "http://cb/xero/callback", "st"))
+    xero = XeroOAuthSettings(client_id="app", client_secret=SecretStr("s"))
+    url = urlsplit(flows["xero"].authorize_url(xero, "http://cb/xero/callback", "st"))
     query = parse_qs(url.query)
     assert query["client_id"] == ["app"] and query["state"] == ["st"]
     assert "offline_access" in query["scope"][0]
-    assert not flows["stripe"].configured(settings)
+    stripe = StripeConnectSettings(client_id="ca_1")  # no secret key: not configured
+    assert not flows["stripe"].configured(stripe)
+    with pytest.raises(OAuthError, match="BILLSYNC_CONTROL_STRIPE_CONNECT_CLIENT_ID"):
+        flows["stripe"].authorize_url(stripe, "http://cb", "st")
 
 
-class _ToyFlow(OAuthFlow):
+def test_a_flows_settings_are_its_own_class_read_under_the_control_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Operators keep the BILLSYNC_CONTROL_ variables; the control plane builds each
+    registered flow's own settings class from them."""
+    for name in ("CLIENT_ID", "CLIENT_SECRET", "TOKEN_URL", "SCOPES"):
+        monkeypatch.setenv(f"BILLSYNC_CONTROL_XERO_{name}", f"xero-{name.lower()}")
+    monkeypatch.setenv("BILLSYNC_CONTROL_STRIPE_CONNECT_CLIENT_ID", "ca_env")
+    monkeypatch.setenv("BILLSYNC_CONTROL_STRIPE_CONNECT_SECRET_KEY", "sk_env")
+    built = oauth._flow_settings({})
+    assert set(built) == set(registry.oauth_flows())
+    xero, stripe = built["xero"], built["stripe"]
+    assert isinstance(xero, XeroOAuthSettings) and isinstance(stripe, StripeConnectSettings)
+    assert xero.client_id == "xero-client_id" and xero.token_url == "xero-token_url"
+    assert xero.client_secret is not None
+    assert xero.client_secret.get_secret_value() == "xero-client_secret"
+    assert xero.scopes == "xero-scopes"
+    assert xero.connections_url == "https://api.xero.com/connections"  # the default
+    assert stripe.client_id == "ca_env" and stripe.secret_key is not None
+    assert stripe.token_url == "https://connect.stripe.com/oauth/token"
+    # Given settings replace the environment's, and must be the flow's own class.
+    given = StripeConnectSettings(client_id="ca_given")
+    assert oauth._flow_settings({"stripe": given})["stripe"] is given
+    with pytest.raises(TypeError, match="StripeConnectSettings"):
+        oauth._flow_settings({"stripe": xero})
+    with pytest.raises(ValueError, match="quickbooks"):
+        oauth._flow_settings({"quickbooks": given})
+
+
+def test_control_settings_name_no_destination() -> None:
+    """A new OAuth destination adds no field to the control plane's settings."""
+    families = {p.family for p in registry.plugins().values()}
+    providers = {n for p in registry.plugins().values() for n in (o.name for o in p.oauth)}
+    names = families | providers | {"stripe_connect"}
+    fields = ControlSettings.model_fields
+    assert not [f for f in fields if any(f.startswith(f"{n}_") for n in names)]
+
+
+class _ToySettings(OAuthClientSettings):
+    model_config = SettingsConfigDict(env_prefix="BILLSYNC_TEST_TOY_", extra="ignore")
+
+    authorize_url: str = "https://toy.example/authorize"
+    token_url: str = "https://toy.example/token"
+
+
+class _ToyFlow(OAuthFlow[_ToySettings]):
     family = "toy"
     title = "Toy"
-    settings_hint = "TOY_CLIENT_ID"
+    settings_type = _ToySettings
+    settings_hint = "BILLSYNC_TEST_TOY_CLIENT_ID"
 
-    def configured(self, settings: Any) -> bool:
-        return True
+    def secret(self, settings: _ToySettings) -> SecretStr | None:
+        return SecretStr("toy-secret")
 
-    def authorize_endpoint(self, settings: Any) -> str:
-        return "https://toy.example/authorize"
-
-    def authorize_params(self, settings: Any, redirect_uri: str, state: str) -> dict[str, str]:
-        return {"state": state, "redirect_uri": redirect_uri}
+    def scope(self, settings: _ToySettings) -> str:
+        return "all"
 
     async def exchange(
         self,
         session: aiohttp.ClientSession,
-        settings: Any,
+        settings: _ToySettings,
         *,
         config_id: str,
         code: str,
@@ -106,7 +155,9 @@ def test_control_plane_connects_any_registered_flow_and_names_no_provider(
     registry.plugins()
     monkeypatch.setitem(registry._PLUGINS, "toy", toy)  # gone after the test
     assert oauth._flow("toy").family == "toy"
-    assert "https://toy.example" in registry.oauth_flows()["toy"].authorize_origin(None)
+    settings = oauth._flow_settings({})["toy"]
+    assert isinstance(settings, _ToySettings)
+    assert registry.oauth_flows()["toy"].authorize_origin(settings) == "https://toy.example"
     source = Path(oauth.__file__).read_text().lower()
     body = source.split('"""', 2)[2]  # the docstring may name examples
     assert "stripe" not in body and "xero" not in body

@@ -16,7 +16,6 @@ from services.control.console.state import BOOK, JOBS, SESSION, SESSIONS, JobBoa
 from services.control.context import CTX, ControlContext
 from services.control.errors import ApiError
 from shared.logging import get_logger
-from shared.sinks import registry
 
 log = get_logger(__name__)
 PREFIX = "/console"
@@ -116,9 +115,7 @@ async def _guarded(request: web.Request, handler: session.Handler) -> web.Stream
 def content_policy(ctx: ControlContext) -> str:
     """Forms may only go to the console, and to the OAuth providers' authorize pages (the
     Connect button's redirect)."""
-    flows = registry.oauth_flows().values()
-    origins = sorted({flow.authorize_origin(ctx.control) for flow in flows})
-    return f"{CSP} {' '.join(origins)}"
+    return f"{CSP} {' '.join(ctx.oauth.authorize_origins())}"
 
 
 def setup(app: web.Application, auth: TokenAuth) -> None:

@@ -19,7 +19,6 @@ from services.control.context import ControlContext
 from services.control.errors import ApiError, validation_error
 from services.control.validation import credential_problem, credential_type_for, filter_details
 from shared.contracts import Destination, IntegrationConfig
-from shared.sinks import registry
 from shared.store import RunQuery
 
 
@@ -229,8 +228,7 @@ async def detail(request: web.Request) -> web.Response:
 
 
 def _oauth_ready(ctx: ControlContext, provider: str | None) -> bool:
-    flow = registry.oauth_flow(provider) if provider else None
-    return flow is not None and flow.configured(ctx.control)
+    return provider is not None and ctx.oauth.configured(provider)
 
 
 async def edit(request: web.Request) -> web.Response:
