@@ -22,7 +22,7 @@ from shared.contracts import (
     Trigger,
 )
 from shared.contracts.dispatch import DispatchIds
-from shared.contracts.fastbill import DecodedBill
+from shared.contracts.fastbill import DecodedBill, raw_line_items
 from shared.routing.prepare import kept_line_indices, preparation_key, prepare_bill
 
 # The preparation that changes nothing: the input bytes can be reused.
@@ -70,6 +70,7 @@ class RawPreparedBills:
         self._cache: dict[object, bytes] = {IDENTITY: raw}
         self._around: tuple[bytes, bytes] | None = None  # the input before / after the list
         self._located = False
+        self._raw_lines: list[msgspec.Raw] | None = None
 
     def prepared(self, entity: EntityConfig, key: PreparationKey) -> bytes:
         cached = self._cache.get(key)
@@ -81,7 +82,9 @@ class RawPreparedBills:
         return cached
 
     def _splice(self, order: list[int]) -> bytes:
-        kept = self._decoded.bill.line_items
+        if self._raw_lines is None:
+            self._raw_lines = raw_line_items(self._raw)
+        kept = self._raw_lines
         if not self._located:
             # Found where the list is written compactly (as billing engines publish it);
             # elsewhere the bill is rebuilt from its top-level fields below.
