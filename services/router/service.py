@@ -69,8 +69,10 @@ log = get_logger("router")
 
 SERVICE = "router"
 # The broker's default record-batch limit is 1,048,588 bytes (message.max.bytes); below
-# this an envelope goes as it is, above it compressed.
+# this an envelope joins the round's batches, above it it goes alone, through a producer
+# allowed larger requests (compressed, a bill of several MB fits the broker's limit).
 DISPATCH_MAX_BYTES = 1_000_000
+DISPATCH_COMPRESSION = "zstd"
 LARGE_REQUEST_MAX_BYTES = 64 * 1024 * 1024
 # How long a revoke waits for routed batches to be acknowledged and committed.
 REVOKE_WAIT_S = 10.0
@@ -113,7 +115,11 @@ class RouterService:
         self.mappings = CompactedTable[ExternalMapping](
             topics.name("external_mappings"), bootstrap, ExternalMapping.model_validate_json
         )
-        self.producer = make_producer(bootstrap)
+        # Dispatches are zstd-compressed: a consumer batch of envelopes shrinks about
+        # fourteen times (bills repeat their keys and products), which costs the router
+        # no more CPU than it saves in checksums and copies, and spares the broker, its
+        # disk and every sink most of the bytes (docs/benchmarks.md, router).
+        self.producer = make_producer(bootstrap, compression_type=DISPATCH_COMPRESSION)
         self.consumer = AIOKafkaConsumer(
             **kafka_options(bootstrap),
             group_id=f"{settings.consumer_group_prefix}-router",
@@ -407,7 +413,7 @@ class RouterService:
             if self._large_producer is None:
                 producer = make_producer(
                     self.settings.kafka_bootstrap_servers,
-                    compression_type="gzip",
+                    compression_type=DISPATCH_COMPRESSION,
                     max_request_size=LARGE_REQUEST_MAX_BYTES,
                     linger_ms=0,
                 )
