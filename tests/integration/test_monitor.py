@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
@@ -31,7 +30,7 @@ from shared.contracts import (
     IntegrationRun,
     RunStatus,
 )
-from shared.kafka.client_options import kafka_options
+from shared.kafka.groups import committed_offsets
 from shared.kafka.topics import ensure_topics
 from shared.settings import Settings
 from tests.support.builders import config
@@ -391,15 +390,10 @@ async def test_failing_smtp_is_counted_and_does_not_stop_the_monitor(
 
 
 async def outbox_committed(settings: Settings) -> int:
-    admin = AIOKafkaAdminClient(**kafka_options(settings.kafka_bootstrap_servers))
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(
-            f"{settings.consumer_group_prefix}-monitor-webhooks"
-        )
-    finally:
-        await admin.close()
-    return sum(meta.offset for meta in offsets.values())
+    offsets = await committed_offsets(
+        settings.kafka_bootstrap_servers, f"{settings.consumer_group_prefix}-monitor-webhooks"
+    )
+    return sum(offsets.values())
 
 
 class Receiver:

@@ -18,6 +18,7 @@ from services.router.service import RouterService
 from shared.contracts import DispatchEnvelope, LineItem
 from shared.kafka.client_options import kafka_options
 from shared.kafka.deadletter import ORIGINAL_PREFIX_BYTES
+from shared.kafka.groups import committed_offsets
 from shared.kafka.topics import ensure_topics
 from shared.settings import Settings
 from tests.support.builders import account, bill, config, line
@@ -28,15 +29,10 @@ pytestmark = pytest.mark.kafka
 
 
 async def _committed(settings: Settings, topic: str) -> dict[int, int]:
-    admin = AIOKafkaAdminClient(**kafka_options(settings.kafka_bootstrap_servers))
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(
-            f"{settings.consumer_group_prefix}-router"
-        )
-    finally:
-        await admin.close()
-    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
+    offsets = await committed_offsets(
+        settings.kafka_bootstrap_servers, f"{settings.consumer_group_prefix}-router"
+    )
+    return {tp.partition: offset for tp, offset in offsets.items() if tp.topic == topic}
 
 
 async def _wait_committed_past(
