@@ -12,14 +12,13 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from shared.contracts import (
-    Destination,
     DispatchEnvelope,
     ExternalSystem,
     RunStatus,
     Trigger,
     dispatch_id,
 )
-from shared.credentials import Credential, XeroCredential
+from shared.credentials import XeroCredential
 from shared.sinks.batching import (
     BatchAccumulator,
     BatchDestination,
@@ -34,8 +33,8 @@ from shared.sinks.batching import (
 from shared.sinks.destination import DeliveryRequest, DeliveryResult, ProviderCalls
 from shared.sinks.errors import AuthenticationError, FatalBillError, ProviderTimeoutError, SinkError
 from shared.sinks.invoice_map import InvoiceState
-from shared.sinks.ratelimit import RateSpec
 from tests.support.builders import account, bill, config
+from tests.support.destinations import NoProvider
 from tests.support.limiters import GateLimiter, outlast
 
 A = BatchKey("cred-a", None, "s1")
@@ -191,7 +190,7 @@ async def test_a_cancelled_member_leaves_before_the_call() -> None:
     assert sent == [["b-kept"]]
 
 
-class _Gated(BatchDestination[None]):
+class _Gated(NoProvider, BatchDestination[None]):
     """One provider call per batch, through the call wrapper (limiter, then timeout)."""
 
     family = "test"
@@ -203,15 +202,6 @@ class _Gated(BatchDestination[None]):
     def __init__(self, hang: bool = False) -> None:
         self.hang = hang
         self.sent: list[list[str]] = []
-
-    def rate_spec(self, destination: Destination, credential: Credential) -> RateSpec:
-        return RateSpec(None)
-
-    def make_client(self, destination: Destination, credential: Credential) -> None:
-        return None
-
-    def classify(self, exc: BaseException) -> SinkError | None:
-        return None
 
     async def deliver_batch(
         self, requests: Sequence[DeliveryRequest], client: None, calls: ProviderCalls
