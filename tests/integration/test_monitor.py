@@ -18,6 +18,7 @@ from aiohttp import web
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
+from fakes.common.serve import start_app
 from services.monitor.service import MonitorService
 from services.monitor.settings import MonitorSettings
 from services.monitor.state import Phase
@@ -76,11 +77,7 @@ class ControlStandIn:
     async def __aenter__(self) -> ControlStandIn:
         app = web.Application()
         app.add_routes([web.post("/integrationconfigs/{id}/disable", self._disable)])
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        port = free_port()
-        await web.TCPSite(self._runner, "127.0.0.1", port).start()
-        self.base_url = f"http://127.0.0.1:{port}"
+        self._runner, self.base_url = await start_app(app, "127.0.0.1", 0)
         return self
 
     async def __aexit__(self, *_: object) -> None:
@@ -422,11 +419,8 @@ class Receiver:
     async def __aenter__(self) -> Receiver:
         app = web.Application()
         app.add_routes([web.post("/hook", self._hook)])
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        port = free_port()
-        await web.TCPSite(self._runner, "127.0.0.1", port).start()
-        self.url = f"http://127.0.0.1:{port}/hook"
+        self._runner, base = await start_app(app, "127.0.0.1", 0)
+        self.url = base + "/hook"
         return self
 
     async def __aexit__(self, *_: object) -> None:
