@@ -10,8 +10,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
@@ -50,35 +48,17 @@ from shared.sinks.errors import (
 from shared.sinks.ratelimit import AdaptiveRateLimiter, RateSpec
 from shared.sinks.standard_tests import (
     DestinationStandardTests,
-    ExternalInvoice,
-    Fault,
     StandardHarness,
 )
 from tests.support.builders import config as make_config
+from tests.support.salesforce import BILL, BILL_ID, LINE, LINE_ID, SalesforceRecords, rsa_keypair
 
 pytestmark = pytest.mark.timeout(60)
 
 APP, SECRET, USER = "billsync-app", "app-secret", "integration@example.com"
-BILL, LINE = "Billsync_Bill__c", "Billsync_Bill_Line__c"
-BILL_ID, LINE_ID = "Billsync_Bill_Id__c", "Billsync_Line_Id__c"
 
 
-def _keypair() -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
-
-
-PRIVATE, PUBLIC = _keypair()
+PRIVATE, PUBLIC = rsa_keypair()
 
 
 def credential(login_url: str, **fields: Any) -> SalesforceCredential:
@@ -93,7 +73,7 @@ def credential(login_url: str, **fields: Any) -> SalesforceCredential:
     return SalesforceCredential.model_validate(data)
 
 
-class SalesforceHarness(StandardHarness):
+class SalesforceHarness(SalesforceRecords, StandardHarness):
     """The standard suite's view of the local Salesforce. "Finalized" is an approval lock
     on the bill record (its lines, master-detail children, are locked with it)."""
 
@@ -112,24 +92,6 @@ class SalesforceHarness(StandardHarness):
 
     def config(self, *, editable: bool) -> IntegrationConfig:
         return make_config("cfg-sf", "SALESFORCE", integrationCredentialsId="cred-sf")
-
-    async def invoices_for(self, bill_id: str) -> list[ExternalInvoice]:
-        return [
-            ExternalInvoice(str(r["Id"]), Decimal(str(r["Bill_Total__c"])))
-            for r in self.fake.records(BILL)
-            if r.get(BILL_ID) == bill_id
-        ]
-
-    async def mark_finalized(self, external_id: str) -> None:
-        self.fake.lock(external_id)
-
-    async def inject(self, fault: Fault) -> None:
-        if fault is Fault.SERVER_ERROR:
-            self.fake.inject(status=503)
-        elif fault is Fault.RATE_LIMITED:
-            self.fake.inject(status=403)
-        else:
-            self.fake.inject(action="drop_after_commit")
 
     def reject_credential(self) -> Credential:
         assert self.fake.url is not None
@@ -480,7 +442,7 @@ async def test_jwt_bearer_with_the_sandbox_audience_and_my_domain(fake: FakeSale
     assert jwt_audience("https://acme.my.salesforce.com") == "https://login.salesforce.com"
     sandbox = "https://acme--uat.sandbox.my.salesforce.com"
     assert jwt_audience(sandbox) == "https://test.salesforce.com"
-    other, _ = _keypair()
+    other, _ = rsa_keypair()
     bad = SalesforceApi(jwt.model_copy(update={"private_key": SecretStr(other)}))
     dest = SalesforceDestination()
     try:
