@@ -1,19 +1,37 @@
-"""Reading fixed offset ranges of a topic's partitions once, without a consumer group:
-the console's recent bills and a replay's range read through this one loop (a compacted
-table, which keeps following its topic, reads through `shared.kafka.table`)."""
+"""Reading a topic's partitions without a consumer group: `topic_partitions` waits for
+a topic's metadata, and `read_ranges` reads fixed offset ranges once. The console's recent
+bills, a replay's range and the tests' topic reader go through these (a compacted table,
+which keeps following its topic, reads through `shared.kafka.table`)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+
+async def topic_partitions(
+    consumer: AIOKafkaConsumer, topic: str, attempts: int = 30
+) -> list[TopicPartition]:
+    """The topic's partitions, in order; empty when the started consumer's metadata still
+    has none after `attempts` looks (each after a metadata refresh and a tenth of a second:
+    a topic created a moment ago takes a while to show)."""
+    for attempt in range(attempts):
+        found = consumer.partitions_for_topic(topic)
+        if found:
+            return [TopicPartition(topic, p) for p in sorted(found)]
+        if attempt + 1 < attempts:
+            await consumer._client.force_metadata_update()
+            await asyncio.sleep(0.1)
+    return []
 
 
 async def read_ranges(
     consumer: AIOKafkaConsumer,
     ranges: Mapping[TopicPartition, tuple[int, int]],
     positions: dict[TopicPartition, int] | None = None,
-    max_records: int = 2000,
+    max_records: int | None = 2000,
 ) -> AsyncIterator[list[ConsumerRecord[bytes, bytes]]]:
     """The records in [start, stop) of each partition, a fetched batch at a time, until
     every partition's position reaches its stop. Empty ranges are not read. The consumer

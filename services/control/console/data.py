@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from shared.contracts import (
     Account,
@@ -27,7 +27,7 @@ from shared.contracts import (
 )
 from shared.contracts.config import StripeIntegrationConfig
 from shared.kafka.client_options import kafka_options
-from shared.kafka.ranges import read_ranges
+from shared.kafka.ranges import read_ranges, topic_partitions
 from shared.kafka.table import CompactedTable
 from shared.lifecycle import cancel_and_wait
 from shared.logging import get_logger
@@ -100,11 +100,7 @@ async def recent_bills(settings: Settings, per_partition: int = RECENT_BILLS) ->
     await consumer.start()
     bills: dict[str, tuple[int, Bill]] = {}
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        tps = await topic_partitions(consumer, topic, attempts=2)
         if not tps:
             return []
         starts = await consumer.beginning_offsets(tps)
