@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -27,13 +26,10 @@ from shared.contracts import (
     Account,
     Bill,
     Destination,
-    DispatchEnvelope,
     IntegrationConfig,
     LineItem,
     RunStatus,
     SalesforceIntegrationConfig,
-    Trigger,
-    dispatch_id,
 )
 from shared.contracts.config import SALESFORCE_LINE_PROPERTIES
 from shared.credentials import Credential
@@ -49,6 +45,7 @@ from shared.sinks.ratelimit import AdaptiveRateLimiter, RateSpec
 from shared.sinks.standard_tests import (
     DestinationStandardTests,
     StandardHarness,
+    generated_envelope,
 )
 from tests.support.builders import config as make_config
 from tests.support.salesforce import BILL, BILL_ID, LINE, LINE_ID, SalesforceRecords, rsa_keypair
@@ -143,16 +140,8 @@ class Env:
 
     def request(self, bill: Bill, customer: str | None = None, **entity: Any) -> DeliveryRequest:
         config = self.config(**entity)
-        envelope = DispatchEnvelope(
-            dispatch_id=dispatch_id(bill.id, bill.version, config.id, 1, Trigger.GENERATED),
-            trigger=Trigger.GENERATED,
-            integration_config_id=config.id,
-            integration_config_version=1,
-            integration_config=config,
-            bill=bill,
-            account=Account(id=bill.account_id, account_name="A", currency="USD"),
-            routed_at=datetime.now(UTC).isoformat(),
-        )
+        owner = Account(id=bill.account_id, account_name="A", currency="USD")
+        envelope = generated_envelope(config, bill, owner)
         return DeliveryRequest(
             envelope, config, customer or bill.account_id, None, False, 1, f"run-{bill.id}"
         )
