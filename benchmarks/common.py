@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
-from aiokafka.admin import AIOKafkaAdminClient
 
-from shared.kafka.client_options import kafka_options
+from shared.kafka.groups import committed_offsets
 from shared.settings import Settings, TopicNames
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,15 +80,8 @@ def spawn(module: str, settings: Settings, **extra: str) -> subprocess.Popen[byt
 
 
 async def committed_total(bootstrap: str, group: str, topics: set[str]) -> int:
-    admin = AIOKafkaAdminClient(**kafka_options(bootstrap))
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group)
-        return sum(
-            meta.offset for tp, meta in offsets.items() if tp.topic in topics and meta.offset > 0
-        )
-    finally:
-        await admin.close()
+    offsets = await committed_offsets(bootstrap, group)
+    return sum(offset for tp, offset in offsets.items() if tp.topic in topics and offset > 0)
 
 
 async def wait_committed(

@@ -46,6 +46,7 @@ from shared.credentials import CredentialAdapter, CredentialCipher, generate_key
 from shared.credentials.store import publish_credential, seal
 from shared.kafka.client_options import kafka_options
 from shared.kafka.producer import make_producer
+from shared.kafka.ranges import read_ranges, topic_partitions
 from shared.kafka.topics import delete_topics_with_prefix, ensure_topics
 from shared.sampledata import make_accounts, make_bills
 from shared.settings import Settings
@@ -105,12 +106,10 @@ async def publish(settings: Settings, configs: list[IntegrationConfig], count: i
 
 
 async def partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    for _ in range(50):
-        found = consumer.partitions_for_topic(topic)
-        if found:
-            return [TopicPartition(topic, p) for p in sorted(found)]
-        await consumer._client.force_metadata_update()
-    raise RuntimeError(f"no metadata for {topic}")
+    found = await topic_partitions(consumer, topic, attempts=50)
+    if not found:
+        raise RuntimeError(f"no metadata for {topic}")
+    return found
 
 
 async def final_runs(settings: Settings) -> dict[str, IntegrationRun]:
@@ -126,17 +125,13 @@ async def final_runs(settings: Settings) -> dict[str, IntegrationRun]:
     runs: dict[str, IntegrationRun] = {}
     try:
         tps = await partitions(consumer, topic)
-        consumer.assign(tps)
+        begin = await consumer.beginning_offsets(tps)
         end = await consumer.end_offsets(tps)
-        left = {tp for tp in tps if end[tp] > 0}
-        while left:
-            for tp, records in (await consumer.getmany(timeout_ms=500)).items():
-                for rec in records:
-                    item = ResultRecordAdapter.validate_json(rec.value or b"")
-                    if isinstance(item, IntegrationRun):
-                        runs[item.id] = item
-                if records and records[-1].offset + 1 >= end[tp]:
-                    left.discard(tp)
+        async for records in read_ranges(consumer, {tp: (begin[tp], end[tp]) for tp in tps}):
+            for rec in records:
+                item = ResultRecordAdapter.validate_json(rec.value or b"")
+                if isinstance(item, IntegrationRun):
+                    runs[item.id] = item
     finally:
         await consumer.stop()
     return runs

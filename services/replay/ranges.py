@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.replay.options import ReplayInputError, ReplayOptions
+from shared.kafka.ranges import topic_partitions
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,12 +22,9 @@ class PartitionRange:
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[int]:
-    for _ in range(30):
-        found = consumer.partitions_for_topic(topic)
-        if found:
-            return sorted(found)
-        await consumer._client.force_metadata_update()
-        await asyncio.sleep(0.1)
+    found = await topic_partitions(consumer, topic)
+    if found:
+        return [tp.partition for tp in found]
     raise ReplayInputError(
         f"topic {topic!r} does not exist on the broker; check the topic "
         f"prefix setting (BILLSYNC_TOPIC_PREFIX) or run `billsync topics "

@@ -18,6 +18,7 @@ from services.replay.ranges import PartitionRange, resolve_ranges
 from shared.contracts import Account, Bill, parse_config
 from shared.kafka.client_options import kafka_options
 from shared.kafka.producer import make_producer
+from shared.kafka.ranges import read_ranges
 from shared.kafka.table import CompactedTable
 from shared.logging import get_logger
 from shared.replay import replay_request
@@ -149,25 +150,12 @@ class Replayer:
             )
 
     async def _read(self, consumer: AIOKafkaConsumer, ranges: list[PartitionRange]) -> None:
-        active = {TopicPartition(self.topic, r.partition): r for r in ranges if r.size}
-        if not active:
-            return
-        consumer.assign(list(active))
-        for tp, r in active.items():
-            consumer.seek(tp, r.start)
-        while active:
-            batches = await consumer.getmany(*active, timeout_ms=500, max_records=2000)
-            for tp, records in batches.items():
-                stop = active[tp].stop if tp in active else -1
-                for record in records:
-                    if record.offset >= stop:
-                        break
-                    await self._handle(record)
-            for tp in list(active):
-                self._position[tp.partition] = await consumer.position(tp)
-                if self._position[tp.partition] >= active[tp].stop:
-                    consumer.pause(tp)
-                    del active[tp]
+        spans = {TopicPartition(self.topic, r.partition): (r.start, r.stop) for r in ranges}
+        positions: dict[TopicPartition, int] = {}
+        async for records in read_ranges(consumer, spans, positions):
+            for record in records:
+                await self._handle(record)
+            self._position.update((tp.partition, at) for tp, at in positions.items())
             self._progress()
 
     async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> None:

@@ -20,6 +20,7 @@ from typing import Generic, TypeVar
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from shared.kafka.client_options import kafka_options
+from shared.kafka.ranges import topic_partitions
 from shared.lifecycle import cancel_and_wait
 from shared.logging import get_logger
 
@@ -62,16 +63,9 @@ class CompactedTable(Generic[V]):
             auto_offset_reset="earliest",
         )
         await self._consumer.start()
-        partitions = self._consumer.partitions_for_topic(self.topic)
-        for _ in range(50):
-            if partitions:
-                break
-            await asyncio.sleep(0.1)
-            await self._consumer._client.force_metadata_update()
-            partitions = self._consumer.partitions_for_topic(self.topic)
-        if not partitions:
+        tps = await topic_partitions(self._consumer, self.topic, attempts=50)
+        if not tps:
             raise RuntimeError(f"topic {self.topic!r} does not exist; run `billsync topics create`")
-        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
         self._consumer.assign(tps)
         await self._consumer.seek_to_beginning(*tps)
         end = await self._consumer.end_offsets(tps)

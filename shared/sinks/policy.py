@@ -339,13 +339,7 @@ class DeliveryPolicy:
         began = False
         while True:
             self._run_attempt[run_id] = attempt
-            calls = ProviderCalls(
-                self.family,
-                limiter,
-                self.destination.classify,
-                credential.id,
-                self.options.delivery_timeout,
-            )
+            calls = self._calls(limiter, credential.id)
             try:
                 urgent = attempt > 1
                 async with self._slots(config, urgent):
@@ -431,13 +425,7 @@ class DeliveryPolicy:
         run a second time."""
         if existing is None or existing.external_id:
             return ""  # nothing was begun, or an earlier complete delivery stands
-        calls = ProviderCalls(
-            self.family,
-            limiter,
-            self.destination.classify,
-            credential_id,
-            self.options.delivery_timeout,
-        )
+        calls = self._calls(limiter, credential_id)
         request = replace(last, existing=None, recovering=True)
         try:
             done = await self.destination.abandon(request, client, calls)
@@ -478,6 +466,15 @@ class DeliveryPolicy:
             self._global_slots.hold(urgent),
         ):
             yield
+
+    def _calls(self, limiter: CallLimiter, credential_id: str) -> ProviderCalls:
+        return ProviderCalls(
+            self.family,
+            limiter,
+            self.destination.classify,
+            credential_id,
+            self.options.delivery_timeout,
+        )
 
     async def _deliver(
         self, request: DeliveryRequest, credential: Credential, client: Any, calls: ProviderCalls

@@ -22,7 +22,6 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -39,8 +38,6 @@ from shared.contracts import (
     IntegrationRun,
     ResultRecordAdapter,
     RunStatus,
-    Trigger,
-    dispatch_id,
 )
 from shared.credentials import Credential, CredentialCipher, generate_key
 from shared.credentials.store import publish_credential, seal
@@ -53,7 +50,7 @@ from shared.sinks.batching import BatchDestination
 from shared.sinks.options import SinkOptions
 from shared.sinks.partitioning import dispatch_key
 from shared.sinks.runner import SinkRunner, running_sink
-from shared.sinks.standard_tests import ExternalInvoice, Fault, standard_bill
+from shared.sinks.standard_tests import ExternalInvoice, Fault, generated_envelope, standard_bill
 
 FAST = SinkOptions(max_attempts=6, retry_base_delay=0.05, retry_max_delay=0.3, commit_interval=0.2)
 
@@ -188,18 +185,8 @@ class BatchStack:
 
 
 def envelope(config: IntegrationConfig, bill: Bill) -> DispatchEnvelope:
-    return DispatchEnvelope(
-        dispatch_id=dispatch_id(
-            bill.id, bill.version, config.id, config.version, Trigger.GENERATED
-        ),
-        trigger=Trigger.GENERATED,
-        integration_config_id=config.id,
-        integration_config_version=config.version,
-        integration_config=config,
-        bill=bill,
-        account=Account(id=bill.account_id, account_name="Batch Tests Inc", currency=bill.currency),
-        routed_at=datetime.now(UTC).isoformat(),
-    )
+    owner = Account(id=bill.account_id, account_name="Batch Tests Inc", currency=bill.currency)
+    return generated_envelope(config, bill, owner)
 
 
 async def until(condition: Callable[[], bool], timeout: float = 30.0) -> None:

@@ -148,18 +148,26 @@ class StandardHarness(ABC):
         )
 
     def envelope(self, config: IntegrationConfig, bill: Bill) -> DispatchEnvelope:
-        return DispatchEnvelope(
-            dispatch_id=dispatch_id(
-                bill.id, bill.version, config.id, config.version, Trigger.GENERATED
-            ),
-            trigger=Trigger.GENERATED,
-            integration_config_id=config.id,
-            integration_config_version=config.version,
-            integration_config=config,
-            bill=bill,
-            account=self.account(bill),
-            routed_at=datetime.now(UTC).isoformat(),
-        )
+        return generated_envelope(config, bill, self.account(bill))
+
+
+def generated_envelope(
+    config: IntegrationConfig, bill: Bill, account: Account, routed_at: datetime | None = None
+) -> DispatchEnvelope:
+    """The dispatch envelope the router builds for a generated bill and one configuration
+    (routed now unless `routed_at` is given)."""
+    return DispatchEnvelope(
+        dispatch_id=dispatch_id(
+            bill.id, bill.version, config.id, config.version, Trigger.GENERATED
+        ),
+        trigger=Trigger.GENERATED,
+        integration_config_id=config.id,
+        integration_config_version=config.version,
+        integration_config=config,
+        bill=bill,
+        account=account,
+        routed_at=(routed_at or datetime.now(UTC)).isoformat(),
+    )
 
 
 def line(ident: str, subtotal: Decimal, quantity: int = 1) -> LineItem:

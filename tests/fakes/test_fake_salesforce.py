@@ -10,34 +10,16 @@ from typing import Any
 
 import aiohttp
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from fakes.salesforce import FakeSalesforce
 from services.salesforce_sink.assertion import jwt_assertion
+from tests.support.salesforce import BILL, BILL_ID, LINE, LINE_ID, rsa_keypair
 
 V = "/services/data/v67.0"
-BILL, LINE = "Billsync_Bill__c", "Billsync_Bill_Line__c"
-BILL_ID, LINE_ID = "Billsync_Bill_Id__c", "Billsync_Line_Id__c"
 USER = "integration@example.com"
 
 
-def _keypair() -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
-
-
-PRIVATE, PUBLIC = _keypair()
+PRIVATE, PUBLIC = rsa_keypair()
 
 
 @pytest.fixture
@@ -305,7 +287,7 @@ async def test_jwt_bearer(fake: FakeSalesforce) -> None:
         ok = await _token(session, {"grant_type": grant, "assertion": assertion()})
         assert ok["_status"] == 200 and ok["instance_url"] == fake.url
         assert "expires_in" not in ok and "refresh_token" not in ok and ok["issued_at"]
-        other_key, _ = _keypair()
+        other_key, _ = rsa_keypair()
         for bad, why in [
             (assertion(private_key_pem=other_key), "invalid assertion"),
             (assertion(audience="https://evil.example"), "audience is invalid"),

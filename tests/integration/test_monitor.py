@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
+from fakes.common.serve import start_app
 from services.monitor.service import MonitorService
 from services.monitor.settings import MonitorSettings
 from services.monitor.state import Phase
@@ -31,7 +31,7 @@ from shared.contracts import (
     IntegrationRun,
     RunStatus,
 )
-from shared.kafka.client_options import kafka_options
+from shared.kafka.groups import committed_offsets
 from shared.kafka.topics import ensure_topics
 from shared.settings import Settings
 from tests.support.builders import config
@@ -77,11 +77,7 @@ class ControlStandIn:
     async def __aenter__(self) -> ControlStandIn:
         app = web.Application()
         app.add_routes([web.post("/integrationconfigs/{id}/disable", self._disable)])
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        port = free_port()
-        await web.TCPSite(self._runner, "127.0.0.1", port).start()
-        self.base_url = f"http://127.0.0.1:{port}"
+        self._runner, self.base_url = await start_app(app, "127.0.0.1", 0)
         return self
 
     async def __aexit__(self, *_: object) -> None:
@@ -391,15 +387,10 @@ async def test_failing_smtp_is_counted_and_does_not_stop_the_monitor(
 
 
 async def outbox_committed(settings: Settings) -> int:
-    admin = AIOKafkaAdminClient(**kafka_options(settings.kafka_bootstrap_servers))
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(
-            f"{settings.consumer_group_prefix}-monitor-webhooks"
-        )
-    finally:
-        await admin.close()
-    return sum(meta.offset for meta in offsets.values())
+    offsets = await committed_offsets(
+        settings.kafka_bootstrap_servers, f"{settings.consumer_group_prefix}-monitor-webhooks"
+    )
+    return sum(offsets.values())
 
 
 class Receiver:
@@ -428,11 +419,8 @@ class Receiver:
     async def __aenter__(self) -> Receiver:
         app = web.Application()
         app.add_routes([web.post("/hook", self._hook)])
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        port = free_port()
-        await web.TCPSite(self._runner, "127.0.0.1", port).start()
-        self.url = f"http://127.0.0.1:{port}/hook"
+        self._runner, base = await start_app(app, "127.0.0.1", 0)
+        self.url = base + "/hook"
         return self
 
     async def __aexit__(self, *_: object) -> None:

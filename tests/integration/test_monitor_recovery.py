@@ -19,10 +19,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.contracts import Destination, EventType, IntegrationEvent
-from shared.kafka.client_options import kafka_options
+from shared.kafka.groups import committed_offsets
 from shared.kafka.topics import ensure_topics
 from shared.settings import Settings
 from tests.support.kafka import publish
@@ -87,16 +86,11 @@ async def _until(
 
 
 async def _committed(settings: Settings) -> int:
-    admin = AIOKafkaAdminClient(**kafka_options(settings.kafka_bootstrap_servers))
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(
-            f"{settings.consumer_group_prefix}-monitor"
-        )
-    finally:
-        await admin.close()
+    offsets = await committed_offsets(
+        settings.kafka_bootstrap_servers, f"{settings.consumer_group_prefix}-monitor"
+    )
     results = settings.topics.name("integration_results")
-    return sum(meta.offset for tp, meta in offsets.items() if tp.topic == results)
+    return sum(offset for tp, offset in offsets.items() if tp.topic == results)
 
 
 def _errors(start: int, n: int) -> list[tuple[bytes | None, bytes | None]]:

@@ -29,27 +29,10 @@ from shared.sinks.standard_tests import (
     StandardHarness,
     line,
 )
+from tests.support.paddle_stack import account_mappings
 
 API_KEY = "pdl_sdbx_apikey_standard"
 ACCOUNT = "acc-standard"
-
-
-def account_mappings(account_id: str, ids: dict[str, Any]) -> list[ExternalMapping]:
-    rows = []
-    for table, key in (("Customer", "customer_id"), ("Address", "address_id")):
-        rows.append(
-            ExternalMapping.model_validate(
-                {
-                    "id": f"map-{account_id}-{table}",
-                    "externalSystem": "Paddle",
-                    "externalTable": table,
-                    "externalId": ids[key],
-                    "m3terEntity": "Account",
-                    "m3terId": account_id,
-                }
-            )
-        )
-    return rows
 
 
 class PaddleHarness(StandardHarness):

@@ -18,6 +18,7 @@ from services.router.service import RouterService
 from shared.contracts import DispatchEnvelope, LineItem
 from shared.kafka.client_options import kafka_options
 from shared.kafka.deadletter import ORIGINAL_PREFIX_BYTES
+from shared.kafka.groups import committed_offsets
 from shared.kafka.topics import ensure_topics
 from shared.settings import Settings
 from tests.support.builders import account, bill, config, line
@@ -28,15 +29,10 @@ pytestmark = pytest.mark.kafka
 
 
 async def _committed(settings: Settings, topic: str) -> dict[int, int]:
-    admin = AIOKafkaAdminClient(**kafka_options(settings.kafka_bootstrap_servers))
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(
-            f"{settings.consumer_group_prefix}-router"
-        )
-    finally:
-        await admin.close()
-    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
+    offsets = await committed_offsets(
+        settings.kafka_bootstrap_servers, f"{settings.consumer_group_prefix}-router"
+    )
+    return {tp.partition: offset for tp, offset in offsets.items() if tp.topic == topic}
 
 
 async def _wait_committed_past(
@@ -48,15 +44,22 @@ async def _wait_committed_past(
         await asyncio.sleep(0.2)
 
 
+async def _topics_and_one_config(settings: Settings) -> None:
+    """The topics, and configuration cfg-1 (Stripe) for the router to route to."""
+    await ensure_topics(settings)
+    await publish(
+        settings.kafka_bootstrap_servers,
+        settings.topics.name("integration_configs"),
+        [(b"cfg-1", config("cfg-1").to_bytes())],
+    )
+
+
 async def test_a_900_kb_record_is_dead_lettered_with_a_prefix_and_routing_goes_on(
     settings: Settings,
 ) -> None:
-    await ensure_topics(settings)
     bs = settings.kafka_bootstrap_servers
     gen = settings.topics.name("bill_generated")
-    await publish(
-        bs, settings.topics.name("integration_configs"), [(b"cfg-1", config("cfg-1").to_bytes())]
-    )
+    await _topics_and_one_config(settings)
     huge = b"{" + b"x" * (900 * 1024)  # not JSON, and its base64 is over 1 MB
     good = bill("bill-after", embed=account()).to_bytes()
     async with running_router(settings):
@@ -93,11 +96,8 @@ def _bill_of_size(bill_id: str, target: int, text: str) -> bytes:
 async def test_a_bill_whose_envelope_exceeds_the_broker_limit_goes_compressed(
     settings: Settings,
 ) -> None:
-    await ensure_topics(settings)
     bs = settings.kafka_bootstrap_servers
-    await publish(
-        bs, settings.topics.name("integration_configs"), [(b"cfg-1", config("cfg-1").to_bytes())]
-    )
+    await _topics_and_one_config(settings)
     # 1,040,000 bytes: the broker takes it on bill-generated (limit 1,048,588 per batch);
     # its envelope repeats the 10 KB account and is over the limit uncompressed.
     raw = _bill_of_size("bill-big", 1_040_000, "n" * 10_000)
@@ -137,10 +137,7 @@ async def test_an_envelope_too_large_even_compressed_is_dead_lettered(
         )
     finally:
         await admin.close()
-    await ensure_topics(settings)
-    await publish(
-        bs, settings.topics.name("integration_configs"), [(b"cfg-1", config("cfg-1").to_bytes())]
-    )
+    await _topics_and_one_config(settings)
     rng = random.Random(3)
     noise = "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(200_000))
     incompressible = bill("bill-noise", embed=account(customFields={"notes": noise}))
@@ -171,11 +168,8 @@ async def test_an_envelope_too_large_even_compressed_is_dead_lettered(
 async def test_unbounded_amounts_and_a_foreign_account_are_dead_lettered_naming_the_field(
     settings: Settings,
 ) -> None:
-    await ensure_topics(settings)
     bs = settings.kafka_bootstrap_servers
-    await publish(
-        bs, settings.topics.name("integration_configs"), [(b"cfg-1", config("cfg-1").to_bytes())]
-    )
+    await _topics_and_one_config(settings)
     ok = json.loads(bill("bill-ok", embed=account()).to_bytes())
     huge_amount = json.loads(bill("bill-amount", embed=account()).to_bytes())
     huge_amount["lineItems"][0]["subtotal"] = "1e400"
@@ -211,12 +205,9 @@ async def test_unbounded_amounts_and_a_foreign_account_are_dead_lettered_naming_
 async def test_two_routers_one_joining_mid_stream_route_everything_without_crashing(
     settings: Settings,
 ) -> None:
-    await ensure_topics(settings)
     bs = settings.kafka_bootstrap_servers
     gen = settings.topics.name("bill_generated")
-    await publish(
-        bs, settings.topics.name("integration_configs"), [(b"cfg-1", config("cfg-1").to_bytes())]
-    )
+    await _topics_and_one_config(settings)
     acc = account()
     total = 4000
     bills = [bill(f"bill-{i:04d}", embed=acc).to_bytes() for i in range(total)]
@@ -264,12 +255,9 @@ async def test_a_batch_fetched_before_a_rebalance_commits_nothing_after_it(
     """Deterministic form of the race above: a batch routed by a router that has since
     lost partitions must neither crash it (aiokafka refuses commits for unassigned
     partitions) nor commit; the new owner routes those bills."""
-    await ensure_topics(settings)
     bs = settings.kafka_bootstrap_servers
     gen = settings.topics.name("bill_generated")
-    await publish(
-        bs, settings.topics.name("integration_configs"), [(b"cfg-1", config("cfg-1").to_bytes())]
-    )
+    await _topics_and_one_config(settings)
     acc = account()
     await publish(
         bs,

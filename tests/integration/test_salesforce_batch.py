@@ -27,17 +27,17 @@ from shared.sinks.standard_batch_tests import (
     batch_stack,
     envelope,
 )
-from shared.sinks.standard_tests import ExternalInvoice, Fault, standard_bill
+from shared.sinks.standard_tests import standard_bill
 from tests.support.builders import config as make_config
 from tests.support.kafka import read_topic
+from tests.support.salesforce import BILL, BILL_ID, LINE, SalesforceRecords
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
 
-BILL, BILL_ID, LINE = "Billsync_Bill__c", "Billsync_Bill_Id__c", "Billsync_Bill_Line__c"
 USER = "integration@example.com"
 
 
-class SalesforceBatchHarness(BatchHarness):
+class SalesforceBatchHarness(SalesforceRecords, BatchHarness):
     """Two connected apps (two credentials) on the local Salesforce; "finalized" is an
     approval lock on the bill record."""
 
@@ -74,24 +74,6 @@ class SalesforceBatchHarness(BatchHarness):
         return make_config(
             config_id, "SALESFORCE", integrationCredentialsId=credential_id, dest=dest
         )
-
-    async def invoices_for(self, bill_id: str) -> list[ExternalInvoice]:
-        return [
-            ExternalInvoice(str(r["Id"]), Decimal(str(r["Bill_Total__c"])))
-            for r in self.fake.records(BILL)
-            if r.get(BILL_ID) == bill_id
-        ]
-
-    async def mark_finalized(self, external_id: str) -> None:
-        self.fake.lock(external_id)
-
-    async def inject(self, fault: Fault) -> None:
-        if fault is Fault.SERVER_ERROR:
-            self.fake.inject(status=503)
-        elif fault is Fault.RATE_LIMITED:
-            self.fake.inject(status=403)
-        else:
-            self.fake.inject(action="drop_after_commit")
 
     def calls(self) -> list[BatchCall]:
         """One BatchCall per API call that upserted bills. The suite names its bills after

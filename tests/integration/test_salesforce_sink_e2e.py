@@ -3,38 +3,32 @@ dispatch envelopes in, bill and line records out, one run per bill."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import pytest
 
 from fakes.salesforce import FakeSalesforce
-from services.router.envelopes import EnvelopeBuilder
 from services.salesforce_sink.destination import SalesforceDestination
 from shared.contracts import (
     Bill,
     BillStatus,
     EventType,
     IntegrationConfig,
-    ResultRecordAdapter,
     RunStatus,
-    Trigger,
 )
-from shared.contracts.runs import IntegrationEvent, IntegrationRun
-from shared.credentials import CredentialAdapter, CredentialCipher, generate_key
-from shared.credentials.store import publish_credential, seal
-from shared.kafka.producer import make_producer
+from shared.contracts.runs import IntegrationRun
+from shared.credentials import CredentialAdapter, generate_key
 from shared.kafka.topics import ensure_topics
 from shared.settings import Settings
 from shared.sinks.options import SinkOptions
-from shared.sinks.runner import SinkRunner, running_sink
+from shared.sinks.runner import SinkRunner
 from tests.support.builders import account, bill, config, line
-from tests.support.kafka import publish, read_topic
+from tests.support.kafka import publish
 from tests.support.services import running_router
+from tests.support.sink_stack import SinkStack
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(120)]
 
@@ -45,93 +39,47 @@ FAST = SinkOptions(max_attempts=6, retry_base_delay=0.05, retry_max_delay=0.3, c
 
 
 @dataclass
-class SalesforceStack:
+class SalesforceStack(SinkStack):
     settings: Settings
     fake: FakeSalesforce
-    cipher: CredentialCipher
+    url: str
+    key: str
+    options: SinkOptions = field(default_factory=lambda: FAST)
+    credential_type: ClassVar[str] = "SALESFORCE"
 
-    async def credential(self, cred_id: str = "cred-sf") -> None:
-        cred = CredentialAdapter.validate_python(
-            {
-                "id": cred_id,
-                "type": "SALESFORCE",
-                "grantType": "CLIENT_CREDENTIALS",
-                "clientId": APP,
-                "clientSecret": SECRET,
-                "loginUrl": self.fake.url,
-            }
-        )
-        producer = make_producer(self.settings.kafka_bootstrap_servers)
-        await producer.start()
-        try:
-            await publish_credential(
-                producer, self.settings.topics.name("credentials"), seal(cred, self.cipher)
+    async def client_credentials(self, cred_id: str = "cred-sf") -> None:
+        await self.publish_credentials(
+            CredentialAdapter.validate_python(
+                {
+                    "id": cred_id,
+                    "type": self.credential_type,
+                    "grantType": "CLIENT_CREDENTIALS",
+                    "clientId": APP,
+                    "clientSecret": SECRET,
+                    "loginUrl": self.url,
+                }
             )
-        finally:
-            await producer.stop()
-
-    async def configs(self, *configs: IntegrationConfig) -> None:
-        await publish(
-            self.settings.kafka_bootstrap_servers,
-            self.settings.topics.name("integration_configs"),
-            [(c.id.encode(), c.to_bytes()) for c in configs],
         )
 
-    async def envelopes(self, cfg: IntegrationConfig, bills: list[Bill]) -> None:
-        builder = EnvelopeBuilder({})
-        records: list[tuple[bytes | None, bytes | None]] = []
-        for b in bills:
-            owner = b.account or account(b.account_id)
-            [(c, _, body)] = builder.build(b, owner, [cfg], Trigger.GENERATED, "test/0/0")
-            records.append((c.id.encode(), body))
-        await publish(
-            self.settings.kafka_bootstrap_servers,
-            self.settings.topics.dispatch("salesforce"),
-            records,
-        )
-
-    @contextlib.asynccontextmanager
-    async def sink(self) -> AsyncIterator[SinkRunner]:
-        runner = SinkRunner(self.settings, SalesforceDestination(timeout=10.0), FAST, self.cipher)
-        async with running_sink(runner) as running:
-            yield running
-
-    async def results(self) -> tuple[dict[str, IntegrationRun], list[IntegrationEvent]]:
-        runs: dict[str, IntegrationRun] = {}
-        events: list[IntegrationEvent] = []
-        for rec in await read_topic(
-            self.settings.kafka_bootstrap_servers,
-            self.settings.topics.name("integration_results"),
-        ):
-            item = ResultRecordAdapter.validate_json(rec.value or b"")
-            if isinstance(item, IntegrationRun):
-                runs[item.id] = item
-            elif isinstance(item, IntegrationEvent):
-                events.append(item)
-        return runs, events
+    def runner(self, **option_overrides: Any) -> SinkRunner:
+        options = self.options.model_copy(update=option_overrides)
+        return SinkRunner(self.settings, SalesforceDestination(timeout=10.0), options, self.cipher)
 
     async def all_final_runs(self, count: int, timeout: float = 60) -> list[IntegrationRun]:
         """Every final run (a bill's second version has a run of its own)."""
-        deadline = time.monotonic() + timeout
-        final: list[IntegrationRun] = []
-        while time.monotonic() < deadline:
-            runs, _ = await self.results()
-            final = [r for r in runs.values() if r.status.is_final]
-            if len(final) >= count:
-                return final
-            await asyncio.sleep(0.3)
-        raise AssertionError(f"{len(final)} of {count} runs final after {timeout}s")
+        runs = await self.runs_where(lambda runs: len(_final(runs)) >= count, timeout)
+        return _final(runs)
 
     async def final_runs(self, count: int, timeout: float = 60) -> dict[str, IntegrationRun]:
-        deadline = time.monotonic() + timeout
-        final: dict[str, IntegrationRun] = {}
-        while time.monotonic() < deadline:
-            runs, _ = await self.results()
-            final = {r.entity_id: r for r in runs.values() if r.status.is_final}
-            if len(final) >= count:
-                return final
-            await asyncio.sleep(0.3)
-        raise AssertionError(f"{len(final)} of {count} runs final after {timeout}s")
+        """The final run of each bill, by bill id."""
+        runs = await self.runs_where(
+            lambda runs: len({r.entity_id for r in _final(runs)}) >= count, timeout
+        )
+        return {r.entity_id: r for r in _final(runs)}
+
+
+def _final(runs: dict[str, IntegrationRun]) -> list[IntegrationRun]:
+    return [r for r in runs.values() if r.status.is_final]
 
 
 @contextlib.asynccontextmanager
@@ -145,7 +93,7 @@ async def salesforce_stack(settings: Settings) -> AsyncIterator[SalesforceStack]
     for i in range(1, 5):
         fake.seed("Account", Name=f"Account {i}", Billsync_Account_Id__c=f"acc-{i}")
     try:
-        yield SalesforceStack(settings, fake, CredentialCipher(key))
+        yield SalesforceStack(settings, fake, fake.url or "", key)
     finally:
         await fake.stop()
 
@@ -172,7 +120,7 @@ async def test_bills_become_records_and_a_refused_record_fails_only_its_bill(
 ) -> None:
     async with salesforce_stack(settings) as stack:
         stack.fake.reject(BILL, BILL_ID, "bill-3", "bill-3 is not welcome")
-        await stack.credential()
+        await stack.client_credentials()
         await stack.configs(sf_config())
         async with stack.sink():
             await stack.envelopes(sf_config(), bills(6))
@@ -194,7 +142,7 @@ async def test_an_expired_session_refreshes_once_without_losing_a_bill(
     settings: Settings,
 ) -> None:
     async with salesforce_stack(settings) as stack:
-        await stack.credential()
+        await stack.client_credentials()
         await stack.configs(sf_config())
         async with stack.sink():
             await stack.envelopes(sf_config(), bills(2))
@@ -215,7 +163,7 @@ async def test_the_page_settings_decide_which_records_salesforce_gets(
     """Router and sink together: account ids, restricted account ids, the account filter,
     only send on approval, excluded line types and sorting, seen in the records."""
     async with salesforce_stack(settings) as stack:
-        await stack.credential()
+        await stack.client_credentials()
         allow = config(
             "cfg-allow",
             "SALESFORCE",

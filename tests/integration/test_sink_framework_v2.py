@@ -12,11 +12,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 
 from fakes.batching import FakeBatching
 from shared.contracts import ExternalInvoiceStatus, ExternalStatusUpdate, RunStatus
-from shared.kafka.client_options import kafka_options
+from shared.kafka.groups import committed_offsets
 from shared.settings import Settings
 from shared.sinks.batching import BatchPolicy
 from shared.sinks.invoice_map import InvoiceState, map_key
@@ -97,13 +96,8 @@ async def test_scheduled_delivery_survives_a_restart_and_sends_the_latest_versio
 
 
 async def committed(settings: Settings, group: str) -> int:
-    admin = AIOKafkaAdminClient(**kafka_options(settings.kafka_bootstrap_servers))
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group)
-        return sum(meta.offset for meta in offsets.values() if meta.offset > 0)
-    finally:
-        await admin.close()
+    offsets = await committed_offsets(settings.kafka_bootstrap_servers, group)
+    return sum(offset for offset in offsets.values() if offset > 0)
 
 
 async def test_a_spent_daily_quota_parks_one_tenant_while_others_flow(

@@ -17,8 +17,6 @@ from shared.contracts import (
     DispatchEnvelope,
     ExternalInvoiceStatus,
     ExternalStatusUpdate,
-    Trigger,
-    dispatch_id,
 )
 from shared.kafka.producer import make_producer
 from shared.kafka.table import CompactedTable
@@ -26,6 +24,7 @@ from shared.kafka.topics import ensure_topics
 from shared.settings import Settings
 from shared.sinks.invoice_status import StatusFollower
 from shared.sinks.schedule import ScheduleStore
+from shared.sinks.standard_tests import generated_envelope
 from tests.support.builders import account, bill, config
 from tests.support.kafka import publish
 
@@ -43,16 +42,7 @@ async def until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
 
 def envelope(bill_id: str, version: int) -> DispatchEnvelope:
     cfg = config("cfg-s", destination="XERO")
-    return DispatchEnvelope(
-        dispatch_id=dispatch_id(bill_id, version, cfg.id, 1, Trigger.GENERATED),
-        trigger=Trigger.GENERATED,
-        integration_config_id=cfg.id,
-        integration_config_version=1,
-        integration_config=cfg,
-        bill=bill(bill_id, version=version),
-        account=account(),
-        routed_at=T0.isoformat(),
-    )
+    return generated_envelope(cfg, bill(bill_id, version=version), account(), T0)
 
 
 async def test_the_follower_never_puts_back_what_the_writer_replaced(settings: Settings) -> None:

@@ -15,11 +15,12 @@ from pydantic import SecretStr
 from fakes.xero import FakeXero
 from services.xero_sink.destination import XeroDestination
 from services.xero_sink.oauth import XeroOAuthSettings
-from shared.contracts import DispatchEnvelope, RunStatus, Trigger, dispatch_id, parse_config
+from shared.contracts import RunStatus, parse_config
 from shared.credentials import CredentialCipher, XeroCredential
 from shared.settings import Settings
 from shared.sinks.destination import DeliveryRequest, DeliveryResult, ProviderCalls
 from shared.sinks.limits import QuotaLimiter
+from shared.sinks.standard_tests import generated_envelope
 from shared.sinks.token_refresh import (
     AuthlibExchange,
     ControlPlaneCredentials,
@@ -118,16 +119,7 @@ async def test_connect_by_oauth_then_deliver_and_refresh(
         embed=account("acc-1"),
         bill_date=dt.date(2026, 11, 1),
     )
-    envelope = DispatchEnvelope(
-        dispatch_id=dispatch_id(b.id, 1, config.id, 1, Trigger.GENERATED),
-        trigger=Trigger.GENERATED,
-        integration_config_id=config.id,
-        integration_config_version=1,
-        integration_config=config,
-        bill=b,
-        account=account("acc-1"),
-        routed_at=datetime.now(UTC).isoformat(),
-    )
+    envelope = generated_envelope(config, b, account("acc-1"))
     client = destination.make_client(config.destination, expired)
     calls = ProviderCalls("xero", QuotaLimiter(destination.limits), destination.classify)
     try:

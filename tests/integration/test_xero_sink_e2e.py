@@ -11,37 +11,30 @@ import datetime as dt
 import signal
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 import pytest
 from pydantic import SecretStr
 
 from fakes.xero import FakeXero, spec
-from services.router.envelopes import EnvelopeBuilder
 from services.xero_sink.destination import XeroDestination
 from shared.contracts import (
-    Account,
     Bill,
     EventType,
     ExternalMapping,
     IntegrationConfig,
-    ResultRecordAdapter,
     RunStatus,
-    Trigger,
 )
-from shared.contracts.runs import IntegrationEvent, IntegrationRun
-from shared.credentials import Credential, CredentialCipher, XeroCredential, generate_key
-from shared.credentials.store import publish_credential, seal
-from shared.kafka.producer import make_producer
+from shared.credentials import CredentialCipher, XeroCredential, generate_key
 from shared.kafka.topics import ensure_topics
 from shared.settings import Settings
 from shared.sinks.errors import RetriableError
 from shared.sinks.options import SinkOptions
-from shared.sinks.runner import SinkRunner, running_sink
+from shared.sinks.runner import SinkRunner
 from shared.sinks.token_refresh import (
     AuthlibExchange,
     ControlPlaneCredentials,
@@ -50,8 +43,8 @@ from shared.sinks.token_refresh import (
 )
 from tests.support.builders import account, bill, config, line
 from tests.support.control import running_control_plane
-from tests.support.kafka import publish, read_topic
 from tests.support.services import start_service
+from tests.support.sink_stack import SinkStack
 
 pytestmark = pytest.mark.kafka
 
@@ -62,16 +55,17 @@ FAST = SinkOptions(max_attempts=8, retry_base_delay=0.05, retry_max_delay=0.5, c
 
 
 @dataclass
-class XeroStack:
+class XeroStack(SinkStack):
     settings: Settings
     fake: FakeXero
+    url: str
     key: str
+    options: SinkOptions = field(default_factory=lambda: FAST)
+    credential_type: ClassVar[str] = "XERO"
 
-    @property
-    def cipher(self) -> CredentialCipher:
-        return CredentialCipher(self.key)
-
-    def credential(self, cred_id: str, tenant: str, token: str | None = None) -> XeroCredential:
+    def xero_credential(
+        self, cred_id: str, tenant: str, token: str | None = None
+    ) -> XeroCredential:
         access = token or self.fake.issue_tokens(CLIENT)["access_token"]
         return XeroCredential(
             id=cred_id,
@@ -82,73 +76,10 @@ class XeroStack:
             access_token_expires_at=datetime.now(UTC) + timedelta(hours=1),
         )
 
-    async def credentials(self, *credentials: Credential) -> None:
-        producer = make_producer(self.settings.kafka_bootstrap_servers)
-        await producer.start()
-        try:
-            for c in credentials:
-                await publish_credential(
-                    producer, self.settings.topics.name("credentials"), seal(c, self.cipher)
-                )
-        finally:
-            await producer.stop()
-
-    async def configs(self, *configs: IntegrationConfig) -> None:
-        await publish(
-            self.settings.kafka_bootstrap_servers,
-            self.settings.topics.name("integration_configs"),
-            [(c.id.encode(), c.to_bytes()) for c in configs],
-        )
-
-    async def mappings(self, *mappings: ExternalMapping) -> None:
-        await publish(
-            self.settings.kafka_bootstrap_servers,
-            self.settings.topics.name("external_mappings"),
-            [(m.id.encode(), m.to_bytes()) for m in mappings],
-        )
-
-    async def envelopes(self, cfg: IntegrationConfig, bills: list[Bill]) -> None:
-        builder = EnvelopeBuilder({})
-        records: list[tuple[bytes | None, bytes | None]] = []
-        for b in bills:
-            owner = b.account or Account(id=b.account_id)
-            [(c, _, body)] = builder.build(b, owner, [cfg], Trigger.GENERATED, "test/0/0")
-            records.append((c.id.encode(), body))
-        await publish(
-            self.settings.kafka_bootstrap_servers, self.settings.topics.dispatch("xero"), records
-        )
-
-    @contextlib.asynccontextmanager
-    async def sink(self) -> AsyncIterator[SinkRunner]:
-        destination = XeroDestination(self.fake.url, token_url=f"{self.fake.url}/connect/token")
-        runner = SinkRunner(self.settings, destination, FAST, self.cipher)
-        async with running_sink(runner) as running:
-            yield running
-
-    async def results(self) -> tuple[dict[str, IntegrationRun], list[IntegrationEvent]]:
-        runs: dict[str, IntegrationRun] = {}
-        events: list[IntegrationEvent] = []
-        records: list[Any] = await read_topic(
-            self.settings.kafka_bootstrap_servers, self.settings.topics.name("integration_results")
-        )
-        for rec in records:
-            item = ResultRecordAdapter.validate_json(rec.value or b"")
-            if isinstance(item, IntegrationRun):
-                runs[item.id] = item
-            elif isinstance(item, IntegrationEvent):
-                events.append(item)
-        return runs, events
-
-    async def runs_where(self, done: Any, timeout: float = 60.0) -> dict[str, IntegrationRun]:
-        deadline = time.monotonic() + timeout
-        while True:
-            runs, _ = await self.results()
-            if done(runs):
-                return runs
-            if time.monotonic() > deadline:
-                statuses = sorted(r.status.value for r in runs.values())
-                raise AssertionError(f"not reached after {timeout}s: {statuses}")
-            await asyncio.sleep(0.3)
+    def runner(self, **option_overrides: Any) -> SinkRunner:
+        options = self.options.model_copy(update=option_overrides)
+        destination = XeroDestination(self.url, token_url=f"{self.url}/connect/token")
+        return SinkRunner(self.settings, destination, options, self.cipher)
 
     def invoices_by_number(self, tenant: str) -> dict[str, list[dict[str, Any]]]:
         out: dict[str, list[dict[str, Any]]] = {}
@@ -169,7 +100,7 @@ async def xero_stack(settings: Settings, **fake_config: Any) -> AsyncIterator[Xe
         fake.connect(CLIENT, tenant)
     await fake.start()
     try:
-        yield XeroStack(settings, fake, key)
+        yield XeroStack(settings, fake, fake.url or "", key)
     finally:
         await fake.stop()
 
@@ -209,7 +140,7 @@ def assert_one_invoice_per_bill(stack: XeroStack, tenant: str, expected: set[str
 
 async def test_product_mappings_from_the_topic_reach_xero(settings: Settings) -> None:
     async with xero_stack(settings) as stack:
-        await stack.credentials(stack.credential("cred-a", TENANT_A))
+        await stack.publish_credentials(stack.xero_credential("cred-a", TENANT_A))
         cfg = xero_config("cfg-a", "cred-a", invoiceStatus="AUTHORISED", taxType="OUTPUT")
         await stack.configs(cfg)
         await stack.mappings(
@@ -243,7 +174,7 @@ async def test_sigkilled_sink_with_drops_after_commit_leaves_one_invoice_per_bil
     settings: Settings,
 ) -> None:
     async with xero_stack(settings, latency=0.05) as stack:
-        await stack.credentials(stack.credential("cred-a", TENANT_A))
+        await stack.publish_credentials(stack.xero_credential("cred-a", TENANT_A))
         cfg = xero_config("cfg-k", "cred-a")
         await stack.configs(cfg)
         stack.fake.inject(action="drop_after_commit", method="POST", count=2)
@@ -279,8 +210,8 @@ async def test_sigkilled_sink_with_drops_after_commit_leaves_one_invoice_per_bil
 
 async def test_a_spent_day_parks_only_its_organisation(settings: Settings) -> None:
     async with xero_stack(settings) as stack:
-        await stack.credentials(
-            stack.credential("cred-a", TENANT_A), stack.credential("cred-b", TENANT_B)
+        await stack.publish_credentials(
+            stack.xero_credential("cred-a", TENANT_A), stack.xero_credential("cred-b", TENANT_B)
         )
         spent, fine = xero_config("cfg-spent", "cred-a"), xero_config("cfg-fine", "cred-b")
         await stack.configs(spent, fine)
@@ -316,9 +247,9 @@ async def test_a_spent_day_parks_only_its_organisation(settings: Settings) -> No
 
 async def test_an_auth_failure_stays_with_its_configuration(settings: Settings) -> None:
     async with xero_stack(settings) as stack:
-        await stack.credentials(
-            stack.credential("cred-good", TENANT_A),
-            stack.credential("cred-bad", TENANT_B, token="revoked"),
+        await stack.publish_credentials(
+            stack.xero_credential("cred-good", TENANT_A),
+            stack.xero_credential("cred-bad", TENANT_B, token="revoked"),
         )
         good, bad = xero_config("cfg-good", "cred-good"), xero_config("cfg-bad", "cred-bad")
         await stack.configs(good, bad)

@@ -7,9 +7,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from shared.kafka.client_options import kafka_options
+from shared.kafka.ranges import read_ranges, topic_partitions
 
 Record = ConsumerRecord[bytes, bytes]
 
@@ -37,27 +38,15 @@ async def read_topic(bootstrap: str, topic: str) -> list[Record]:
     )
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic)
-        for _ in range(30):
-            if partitions:
-                break
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic)
-            await asyncio.sleep(0.1)
-        tps = [TopicPartition(topic, p) for p in sorted(partitions or [])]
+        tps = await topic_partitions(consumer, topic)
         if not tps:
             return []
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
+        begin = await consumer.beginning_offsets(tps)
         end = await consumer.end_offsets(tps)
+        spans = {tp: (begin[tp], end[tp]) for tp in tps}
         out: list[Record] = []
-        remaining = {tp for tp in tps if end[tp] > 0}
-        while remaining:
-            batch = await consumer.getmany(timeout_ms=500)
-            for tp, records in batch.items():
-                out.extend(records)
-                if records and records[-1].offset + 1 >= end[tp]:
-                    remaining.discard(tp)
+        async for records in read_ranges(consumer, spans, max_records=None):
+            out.extend(records)
         return out
     finally:
         await consumer.stop()
@@ -95,13 +84,8 @@ async def group_offsets(
     )
     await consumer.start()
     try:
-        for _ in range(50):
-            if consumer.partitions_for_topic(topic):
-                break
-            await consumer._client.force_metadata_update()
-        partitions = sorted(consumer.partitions_for_topic(topic) or [])
-        assert partitions, f"no metadata for {topic}"
-        tps = [TopicPartition(topic, p) for p in partitions]
+        tps = await topic_partitions(consumer, topic, attempts=50)
+        assert tps, f"no metadata for {topic}"
         end = await consumer.end_offsets(tps)
         committed = {tp.partition: (await consumer.committed(tp)) or 0 for tp in tps}
         return committed, {tp.partition: end[tp] for tp in tps}

@@ -16,7 +16,6 @@ from shared.kafka.topics import ensure_topics
 from shared.settings import Settings
 from shared.sinks.options import SinkOptions
 from shared.sinks.runner import SinkRunner
-from tests.support.kafka import publish
 from tests.support.sink_stack import FAST_RETRIES, SinkStack
 
 
@@ -28,13 +27,6 @@ class PaddleStack(SinkStack):
     key: str
     options: SinkOptions = field(default_factory=lambda: FAST_RETRIES)
     credential_type: ClassVar[str] = "PADDLE"
-
-    async def mappings(self, *rows: ExternalMapping) -> None:
-        await publish(
-            self.settings.kafka_bootstrap_servers,
-            self.settings.topics.name("external_mappings"),
-            [(m.id.encode(), m.to_bytes()) for m in rows],
-        )
 
     def runner(self, **option_overrides: Any) -> SinkRunner:
         options = self.options.model_copy(update=option_overrides)

@@ -1,5 +1,6 @@
-"""What the end-to-end sink stacks for tests share (`StripeStack`, `PaddleStack`): sealed
-credentials and configurations published to the real broker, the sink run in-process, and
+"""What the end-to-end sink stacks for tests share (`StripeStack`, `PaddleStack` and the
+Salesforce and Xero end-to-end tests' stacks): sealed credentials, configurations, external
+mappings and dispatch envelopes published to the real broker, the sink run in-process, and
 the results topic read back. Each stack adds its fake, its destination's runner and its own
 inspection helpers."""
 
@@ -8,17 +9,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, ClassVar
 
-from shared.contracts import IntegrationConfig, ResultRecordAdapter
+from services.router.envelopes import EnvelopeBuilder
+from shared.contracts import (
+    Bill,
+    ExternalMapping,
+    IntegrationConfig,
+    ResultRecordAdapter,
+    Trigger,
+)
 from shared.contracts.runs import IntegrationEvent, IntegrationRun
-from shared.credentials import CredentialAdapter, CredentialCipher
+from shared.credentials import Credential, CredentialAdapter, CredentialCipher
 from shared.credentials.store import publish_credential, seal
 from shared.kafka.producer import make_producer
 from shared.settings import Settings
 from shared.sinks.options import SinkOptions
 from shared.sinks.runner import SinkRunner, running_sink
+from tests.support.builders import account
 from tests.support.kafka import publish, read_topic
 
 FAST_RETRIES = SinkOptions(
@@ -41,15 +50,21 @@ class SinkStack:
         return CredentialCipher(self.key)
 
     async def credential(self, cred_id: str, api_key: str, **extra: Any) -> None:
-        cred = CredentialAdapter.validate_python(
-            {"id": cred_id, "type": self.credential_type, "apiKey": api_key, **extra}
+        await self.publish_credentials(
+            CredentialAdapter.validate_python(
+                {"id": cred_id, "type": self.credential_type, "apiKey": api_key, **extra}
+            )
         )
+
+    async def publish_credentials(self, *credentials: Credential) -> None:
+        """Seal each credential with the stack's key and publish it."""
         producer = make_producer(self.settings.kafka_bootstrap_servers)
         await producer.start()
         try:
-            await publish_credential(
-                producer, self.settings.topics.name("credentials"), seal(cred, self.cipher)
-            )
+            for cred in credentials:
+                await publish_credential(
+                    producer, self.settings.topics.name("credentials"), seal(cred, self.cipher)
+                )
         finally:
             await producer.stop()
 
@@ -58,6 +73,28 @@ class SinkStack:
             self.settings.kafka_bootstrap_servers,
             self.settings.topics.name("integration_configs"),
             [(c.id.encode(), c.to_bytes()) for c in configs],
+        )
+
+    async def mappings(self, *rows: ExternalMapping) -> None:
+        await publish(
+            self.settings.kafka_bootstrap_servers,
+            self.settings.topics.name("external_mappings"),
+            [(m.id.encode(), m.to_bytes()) for m in rows],
+        )
+
+    async def envelopes(self, cfg: IntegrationConfig, bills: list[Bill]) -> None:
+        """The configuration's dispatch envelopes of `bills`, as the router would publish
+        them (without a router)."""
+        builder = EnvelopeBuilder({})
+        records: list[tuple[bytes | None, bytes | None]] = []
+        for b in bills:
+            owner = b.account or account(b.account_id)
+            [(c, _, body)] = builder.build(b, owner, [cfg], Trigger.GENERATED, "test/0/0")
+            records.append((c.id.encode(), body))
+        await publish(
+            self.settings.kafka_bootstrap_servers,
+            self.settings.topics.dispatch(cfg.destination.family),
+            records,
         )
 
     def runner(self, **option_overrides: Any) -> SinkRunner:
@@ -81,6 +118,20 @@ class SinkStack:
             elif isinstance(item, IntegrationEvent):
                 events.append(item)
         return runs, events
+
+    async def runs_where(
+        self, done: Callable[[dict[str, IntegrationRun]], bool], timeout: float = 60.0
+    ) -> dict[str, IntegrationRun]:
+        """The latest record of every run, once `done` holds for them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            runs, _ = await self.results()
+            if done(runs):
+                return runs
+            if time.monotonic() > deadline:
+                statuses = sorted(r.status.value for r in runs.values())
+                raise AssertionError(f"not reached after {timeout}s: {statuses}")
+            await asyncio.sleep(0.3)
 
     async def wait_final_runs(self, count: int, timeout: float = 60) -> dict[str, IntegrationRun]:
         deadline = time.monotonic() + timeout

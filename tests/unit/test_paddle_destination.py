@@ -23,8 +23,6 @@ from shared.contracts import (
     ExternalMapping,
     ExternalSystem,
     RunStatus,
-    Trigger,
-    dispatch_id,
     parse_config,
 )
 from shared.credentials import PaddleCredential
@@ -40,7 +38,7 @@ from shared.sinks.invoice_map import InvoiceMapRecord, InvoiceState
 from shared.sinks.limits import QuotaLimiter, Scope, Window
 from shared.sinks.policy import DeliveryPolicy
 from shared.sinks.ratelimit import AdaptiveRateLimiter, RateSpec
-from shared.sinks.standard_tests import MemoryPolicyState
+from shared.sinks.standard_tests import MemoryPolicyState, generated_envelope
 from tests.support.builders import bill, line
 
 KEY = "pdl_sdbx_apikey_unit"
@@ -88,16 +86,8 @@ class Setup:
                 "destinationConfig": dest,
             }
         )
-        return DispatchEnvelope(
-            dispatch_id=dispatch_id(b.id, b.version, config.id, 1, Trigger.GENERATED),
-            trigger=Trigger.GENERATED,
-            integration_config_id=config.id,
-            integration_config_version=1,
-            integration_config=config,
-            bill=b,
-            account=Account(id=b.account_id, account_name="Acme", currency="USD"),
-            routed_at=datetime.now(UTC).isoformat(),
-        )
+        owner = Account(id=b.account_id, account_name="Acme", currency="USD")
+        return generated_envelope(config, b, owner)
 
     async def deliver(
         self,

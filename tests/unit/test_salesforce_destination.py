@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
@@ -29,13 +26,10 @@ from shared.contracts import (
     Account,
     Bill,
     Destination,
-    DispatchEnvelope,
     IntegrationConfig,
     LineItem,
     RunStatus,
     SalesforceIntegrationConfig,
-    Trigger,
-    dispatch_id,
 )
 from shared.contracts.config import SALESFORCE_LINE_PROPERTIES
 from shared.credentials import Credential
@@ -50,35 +44,18 @@ from shared.sinks.errors import (
 from shared.sinks.ratelimit import AdaptiveRateLimiter, RateSpec
 from shared.sinks.standard_tests import (
     DestinationStandardTests,
-    ExternalInvoice,
-    Fault,
     StandardHarness,
+    generated_envelope,
 )
 from tests.support.builders import config as make_config
+from tests.support.salesforce import BILL, BILL_ID, LINE, LINE_ID, SalesforceRecords, rsa_keypair
 
 pytestmark = pytest.mark.timeout(60)
 
 APP, SECRET, USER = "billsync-app", "app-secret", "integration@example.com"
-BILL, LINE = "Billsync_Bill__c", "Billsync_Bill_Line__c"
-BILL_ID, LINE_ID = "Billsync_Bill_Id__c", "Billsync_Line_Id__c"
 
 
-def _keypair() -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
-
-
-PRIVATE, PUBLIC = _keypair()
+PRIVATE, PUBLIC = rsa_keypair()
 
 
 def credential(login_url: str, **fields: Any) -> SalesforceCredential:
@@ -93,7 +70,7 @@ def credential(login_url: str, **fields: Any) -> SalesforceCredential:
     return SalesforceCredential.model_validate(data)
 
 
-class SalesforceHarness(StandardHarness):
+class SalesforceHarness(SalesforceRecords, StandardHarness):
     """The standard suite's view of the local Salesforce. "Finalized" is an approval lock
     on the bill record (its lines, master-detail children, are locked with it)."""
 
@@ -112,24 +89,6 @@ class SalesforceHarness(StandardHarness):
 
     def config(self, *, editable: bool) -> IntegrationConfig:
         return make_config("cfg-sf", "SALESFORCE", integrationCredentialsId="cred-sf")
-
-    async def invoices_for(self, bill_id: str) -> list[ExternalInvoice]:
-        return [
-            ExternalInvoice(str(r["Id"]), Decimal(str(r["Bill_Total__c"])))
-            for r in self.fake.records(BILL)
-            if r.get(BILL_ID) == bill_id
-        ]
-
-    async def mark_finalized(self, external_id: str) -> None:
-        self.fake.lock(external_id)
-
-    async def inject(self, fault: Fault) -> None:
-        if fault is Fault.SERVER_ERROR:
-            self.fake.inject(status=503)
-        elif fault is Fault.RATE_LIMITED:
-            self.fake.inject(status=403)
-        else:
-            self.fake.inject(action="drop_after_commit")
 
     def reject_credential(self) -> Credential:
         assert self.fake.url is not None
@@ -181,16 +140,8 @@ class Env:
 
     def request(self, bill: Bill, customer: str | None = None, **entity: Any) -> DeliveryRequest:
         config = self.config(**entity)
-        envelope = DispatchEnvelope(
-            dispatch_id=dispatch_id(bill.id, bill.version, config.id, 1, Trigger.GENERATED),
-            trigger=Trigger.GENERATED,
-            integration_config_id=config.id,
-            integration_config_version=1,
-            integration_config=config,
-            bill=bill,
-            account=Account(id=bill.account_id, account_name="A", currency="USD"),
-            routed_at=datetime.now(UTC).isoformat(),
-        )
+        owner = Account(id=bill.account_id, account_name="A", currency="USD")
+        envelope = generated_envelope(config, bill, owner)
         return DeliveryRequest(
             envelope, config, customer or bill.account_id, None, False, 1, f"run-{bill.id}"
         )
@@ -480,7 +431,7 @@ async def test_jwt_bearer_with_the_sandbox_audience_and_my_domain(fake: FakeSale
     assert jwt_audience("https://acme.my.salesforce.com") == "https://login.salesforce.com"
     sandbox = "https://acme--uat.sandbox.my.salesforce.com"
     assert jwt_audience(sandbox) == "https://test.salesforce.com"
-    other, _ = _keypair()
+    other, _ = rsa_keypair()
     bad = SalesforceApi(jwt.model_copy(update={"private_key": SecretStr(other)}))
     dest = SalesforceDestination()
     try:

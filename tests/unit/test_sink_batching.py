@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
@@ -12,14 +11,10 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from shared.contracts import (
-    Destination,
-    DispatchEnvelope,
     ExternalSystem,
     RunStatus,
-    Trigger,
-    dispatch_id,
 )
-from shared.credentials import Credential, XeroCredential
+from shared.credentials import XeroCredential
 from shared.sinks.batching import (
     BatchAccumulator,
     BatchDestination,
@@ -34,8 +29,9 @@ from shared.sinks.batching import (
 from shared.sinks.destination import DeliveryRequest, DeliveryResult, ProviderCalls
 from shared.sinks.errors import AuthenticationError, FatalBillError, ProviderTimeoutError, SinkError
 from shared.sinks.invoice_map import InvoiceState
-from shared.sinks.ratelimit import RateSpec
+from shared.sinks.standard_tests import generated_envelope
 from tests.support.builders import account, bill, config
+from tests.support.destinations import NoProvider
 from tests.support.limiters import GateLimiter, outlast
 
 A = BatchKey("cred-a", None, "s1")
@@ -107,16 +103,7 @@ def test_settings_fingerprint_ignores_names_but_not_settings() -> None:
 def _request(bill_id: str) -> DeliveryRequest:
     cfg = config("cfg-1")
     b = bill(bill_id)
-    envelope = DispatchEnvelope(
-        dispatch_id=dispatch_id(b.id, 1, cfg.id, 1, Trigger.GENERATED),
-        trigger=Trigger.GENERATED,
-        integration_config_id=cfg.id,
-        integration_config_version=1,
-        integration_config=cfg,
-        bill=b,
-        account=account(),
-        routed_at=datetime.now(UTC).isoformat(),
-    )
+    envelope = generated_envelope(cfg, b, account())
     return DeliveryRequest(envelope, cfg, "cus", None, False, 1, f"run-{bill_id}")
 
 
@@ -191,7 +178,7 @@ async def test_a_cancelled_member_leaves_before_the_call() -> None:
     assert sent == [["b-kept"]]
 
 
-class _Gated(BatchDestination[None]):
+class _Gated(NoProvider, BatchDestination[None]):
     """One provider call per batch, through the call wrapper (limiter, then timeout)."""
 
     family = "test"
@@ -203,15 +190,6 @@ class _Gated(BatchDestination[None]):
     def __init__(self, hang: bool = False) -> None:
         self.hang = hang
         self.sent: list[list[str]] = []
-
-    def rate_spec(self, destination: Destination, credential: Credential) -> RateSpec:
-        return RateSpec(None)
-
-    def make_client(self, destination: Destination, credential: Credential) -> None:
-        return None
-
-    def classify(self, exc: BaseException) -> SinkError | None:
-        return None
 
     async def deliver_batch(
         self, requests: Sequence[DeliveryRequest], client: None, calls: ProviderCalls

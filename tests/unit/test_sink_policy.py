@@ -11,7 +11,6 @@ from pydantic import SecretStr
 
 from services.router.envelopes import EnvelopeBuilder
 from shared.contracts import (
-    Destination,
     DispatchEnvelope,
     EventType,
     ExternalMapping,
@@ -20,16 +19,16 @@ from shared.contracts import (
     RunStatus,
     Trigger,
 )
-from shared.credentials import Credential, StripeCredential
+from shared.credentials import StripeCredential
 from shared.sinks import policy as policy_module
 from shared.sinks.destination import DeliveryRequest, DeliveryResult, ProviderCalls, SinkDestination
-from shared.sinks.errors import FatalBillError, RetriableError, SinkError
+from shared.sinks.errors import FatalBillError, RetriableError
 from shared.sinks.invoice_map import InvoiceMapRecord, InvoiceState, map_key
 from shared.sinks.options import SinkOptions
 from shared.sinks.policy import DeliveryPolicy, run_id_for
-from shared.sinks.ratelimit import RateSpec
 from shared.sinks.standard_tests import MemoryPolicyState
 from tests.support.builders import account, bill, config, line
+from tests.support.destinations import NoProvider
 from tests.support.limiters import GateLimiter, outlast
 
 FAST = SinkOptions(max_attempts=4, retry_base_delay=0.001, retry_max_delay=0.002)
@@ -38,7 +37,7 @@ FAST = SinkOptions(max_attempts=4, retry_base_delay=0.001, retry_max_delay=0.002
 MemoryState = MemoryPolicyState
 
 
-class Scripted(SinkDestination[None]):
+class Scripted(NoProvider, SinkDestination[None]):
     """Answers each delivery with the next scripted outcome; records the requests."""
 
     family = "stripe"
@@ -51,15 +50,6 @@ class Scripted(SinkDestination[None]):
         self.requests: list[DeliveryRequest] = []
         self.states_seen: list[InvoiceState | None] = []
         self.state: MemoryState | None = None
-
-    def rate_spec(self, destination: Destination, credential: Credential) -> RateSpec:
-        return RateSpec(None)
-
-    def make_client(self, destination: Destination, credential: Credential) -> None:
-        return None
-
-    def classify(self, exc: BaseException) -> SinkError | None:
-        return None
 
     async def deliver(
         self, request: DeliveryRequest, client: None, calls: ProviderCalls

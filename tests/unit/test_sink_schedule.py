@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from shared.contracts import DispatchEnvelope, Trigger, dispatch_id
+from shared.contracts import DispatchEnvelope
 from shared.sinks.schedule import PendingSchedule, due_at
+from shared.sinks.standard_tests import generated_envelope
 from tests.support.builders import account, bill, config
 
 T0 = datetime(2026, 11, 29, 12, 10, tzinfo=UTC)
@@ -13,17 +14,7 @@ HOUR = 3600.0
 
 
 def envelope(bill_id: str, version: int, config_id: str = "cfg-s") -> DispatchEnvelope:
-    cfg = config(config_id)
-    return DispatchEnvelope(
-        dispatch_id=dispatch_id(bill_id, version, cfg.id, 1, Trigger.GENERATED),
-        trigger=Trigger.GENERATED,
-        integration_config_id=cfg.id,
-        integration_config_version=1,
-        integration_config=cfg,
-        bill=bill(bill_id, version=version),
-        account=account(),
-        routed_at=T0.isoformat(),
-    )
+    return generated_envelope(config(config_id), bill(bill_id, version=version), account(), T0)
 
 
 def test_due_at_the_first_boundary_after_collection() -> None:

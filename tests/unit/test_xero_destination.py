@@ -23,13 +23,10 @@ from services.xero_sink.mapping import DocumentKind
 from shared.contracts import (
     Account,
     Bill,
-    DispatchEnvelope,
     ExternalMapping,
     ExternalSystem,
     IntegrationConfig,
     RunStatus,
-    Trigger,
-    dispatch_id,
 )
 from shared.credentials import XeroCredential
 from shared.sinks.batching import Outcome
@@ -45,6 +42,7 @@ from shared.sinks.errors import (
 )
 from shared.sinks.invoice_map import InvoiceMapRecord, InvoiceState
 from shared.sinks.limits import ProviderLimits, QuotaExhaustedError, QuotaLimiter, Scope, Window
+from shared.sinks.standard_tests import generated_envelope
 from tests.support.builders import bill as make_bill
 from tests.support.builders import config as make_config
 from tests.support.builders import line
@@ -96,16 +94,7 @@ def request(
 ) -> DeliveryRequest:
     """A request as the framework builds it: with the bill's Xero mappings."""
     cfg = cfg or xero_config()
-    envelope = DispatchEnvelope(
-        dispatch_id=dispatch_id(b.id, b.version, cfg.id, cfg.version, Trigger.GENERATED),
-        trigger=Trigger.GENERATED,
-        integration_config_id=cfg.id,
-        integration_config_version=cfg.version,
-        integration_config=cfg,
-        bill=b,
-        account=Account(id=b.account_id, account_name="Acme"),
-        routed_at=datetime.now(UTC).isoformat(),
-    )
+    envelope = generated_envelope(cfg, b, Account(id=b.account_id, account_name="Acme"))
     view = bill_mappings(
         b, cfg, ExternalSystem.XERO, lambda s, i: [m for m in mappings if m.m3ter_id == i]
     )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from shared.contracts import (
     Account,
@@ -27,6 +27,7 @@ from shared.contracts import (
 )
 from shared.contracts.config import StripeIntegrationConfig
 from shared.kafka.client_options import kafka_options
+from shared.kafka.ranges import read_ranges, topic_partitions
 from shared.kafka.table import CompactedTable
 from shared.lifecycle import cancel_and_wait
 from shared.logging import get_logger
@@ -99,35 +100,21 @@ async def recent_bills(settings: Settings, per_partition: int = RECENT_BILLS) ->
     await consumer.start()
     bills: dict[str, tuple[int, Bill]] = {}
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        tps = await topic_partitions(consumer, topic, attempts=2)
         if not tps:
             return []
-        consumer.assign(tps)
         starts = await consumer.beginning_offsets(tps)
         ends = await consumer.end_offsets(tps)
-        active = {tp for tp in tps if ends[tp] > starts[tp]}
-        for tp in active:
-            consumer.seek(tp, max(starts[tp], ends[tp] - per_partition))
-        while active:
-            batches = await consumer.getmany(*active, timeout_ms=500, max_records=1000)
-            for tp, records in batches.items():
-                for record in records:
-                    if record.offset >= ends[tp]:
-                        break
-                    try:
-                        bill = Bill.model_validate_json(record.value or b"")
-                    except ValueError:
-                        continue
-                    previous = bills.get(bill.id)
-                    if previous is None or previous[1].version <= bill.version:
-                        bills[bill.id] = (record.timestamp, bill)
-            for tp in list(active):
-                if await consumer.position(tp) >= ends[tp]:
-                    active.discard(tp)
+        spans = {tp: (max(starts[tp], ends[tp] - per_partition), ends[tp]) for tp in tps}
+        async for records in read_ranges(consumer, spans, max_records=1000):
+            for record in records:
+                try:
+                    bill = Bill.model_validate_json(record.value or b"")
+                except ValueError:
+                    continue
+                previous = bills.get(bill.id)
+                if previous is None or previous[1].version <= bill.version:
+                    bills[bill.id] = (record.timestamp, bill)
     finally:
         await consumer.stop()
     return [b for _, b in sorted(bills.values(), key=lambda x: -x[0])]
