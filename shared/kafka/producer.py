@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
-from functools import partial
+from collections.abc import Iterable
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
@@ -43,13 +42,12 @@ class BatchSender:
         self._partitions: dict[str, list[int]] = {}
         self._key_partition: dict[tuple[str, bytes], int] = {}
         self._open: dict[tuple[str, int], BatchBuilder] = {}
-        # Batches that filled up and records larger than a batch, in the order added.
-        self._ready: list[Callable[[], Awaitable[None]]] = []
+        self._full: list[tuple[str, int, BatchBuilder]] = []  # filled up, not yet sent
         self._futures: list[asyncio.Future[object]] = []
 
     @property
     def has_full(self) -> bool:
-        return bool(self._ready)
+        return bool(self._full)
 
     async def open_round(self, topics: Iterable[str]) -> None:
         """Looks up the partitions of the topics `add` may be given this round (the
@@ -73,19 +71,17 @@ class BatchSender:
             batch = self._open[(topic, partition)] = self._producer.create_batch()
         if batch.append(key=key, value=value, timestamp=None) is not None:
             return
-        self._ready.append(partial(self._submit, topic, partition, batch))  # full: queue it
+        self._full.append((topic, partition, batch))  # full: queue it, start the next
         batch = self._open[(topic, partition)] = self._producer.create_batch()
-        if batch.append(key=key, value=value, timestamp=None) is None:  # larger than a batch
-            del self._open[(topic, partition)]
-            self._ready.append(partial(self._send_one, topic, key, value))
+        # An empty batch takes any record (the producer's request limit applies at send).
+        taken = batch.append(key=key, value=value, timestamp=None)
+        assert taken is not None
 
     async def submit_full(self) -> None:
-        ready, self._ready = self._ready, []
-        for submit in ready:
-            await submit()
-
-    async def _send_one(self, topic: str, key: bytes, value: bytes) -> None:
-        self._futures.append(await self._producer.send(topic, value, key=key))
+        """Send the batches that filled up, in the order they filled."""
+        full, self._full = self._full, []
+        for topic, partition, batch in full:
+            await self._submit(topic, partition, batch)
 
     async def _submit(self, topic: str, partition: int, batch: BatchBuilder) -> None:
         batch.close()
