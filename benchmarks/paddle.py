@@ -100,7 +100,7 @@ def make_bill(i: int) -> Bill:
 
 
 async def backlog(settings: Settings, config: Any, count: int) -> None:
-    builder = EnvelopeBuilder({})
+    builder = EnvelopeBuilder()
     producer = make_producer(settings.kafka_bootstrap_servers, linger_ms=20)
     await producer.start()
     try:

@@ -84,7 +84,7 @@ async def prepare(settings: Settings, fake: FakeStripe, cipher: CredentialCipher
 
 async def publish(settings: Settings, configs: list[IntegrationConfig], count: int) -> int:
     bills = make_bills(make_accounts(ACCOUNTS), count, 5, embed_account=True)
-    builder = EnvelopeBuilder({})
+    builder = EnvelopeBuilder()
     producer = make_producer(settings.kafka_bootstrap_servers, linger_ms=20)
     await producer.start()
     sent = 0

@@ -76,7 +76,7 @@ async def prepare(
 async def backlog(settings: Settings, config: Any, count: int, lines: int) -> None:
     accounts = make_accounts(ACCOUNTS)
     templates = make_bills(accounts, min(count, 500), lines, embed_account=True)
-    builder = EnvelopeBuilder({})
+    builder = EnvelopeBuilder()
     producer = make_producer(settings.kafka_bootstrap_servers, linger_ms=20)
     await producer.start()
     try:

@@ -68,9 +68,9 @@ class RawPreparedBills:
         self._raw = raw
         self._decoded = decoded
         self._cache: dict[object, bytes] = {IDENTITY: raw}
-        self._around: tuple[bytes, bytes] | None = None  # the input before / after the list
-        self._located = False
+        # Each line's bytes and the input before / after the list, read at the first splice.
         self._raw_lines: list[msgspec.Raw] | None = None
+        self._around: tuple[bytes, bytes] | None = None
 
     def prepared(self, entity: EntityConfig, key: PreparationKey) -> bytes:
         cached = self._cache.get(key)
@@ -84,13 +84,11 @@ class RawPreparedBills:
     def _splice(self, order: list[int]) -> bytes:
         if self._raw_lines is None:
             self._raw_lines = raw_line_items(self._raw)
-        kept = self._raw_lines
-        if not self._located:
             # Found where the list is written compactly (as billing engines publish it);
             # elsewhere the bill is rebuilt from its top-level fields below.
-            listed = b"".join((b"[", b",".join(kept), b"]"))
+            listed = b"".join((b"[", b",".join(self._raw_lines), b"]"))
             self._around = _around_line_list(self._raw, listed)
-            self._located = True
+        kept = self._raw_lines
         line_list = b"".join((b"[", b",".join([kept[i] for i in order]), b"]"))
         if self._around is not None:
             return b"".join((self._around[0], line_list, self._around[1]))
@@ -156,16 +154,8 @@ class EnvelopeBuilder:
     """Builds the envelopes for one bill. A configuration's part of the envelope (its
     id, version and JSON) and its preparation key are computed once per (id, version)."""
 
-    def __init__(self, config_json_cache: dict[tuple[str, int], bytes]) -> None:
-        self._config_cache = config_json_cache
+    def __init__(self) -> None:
         self._config_parts: dict[tuple[str, int], tuple[bytes, PreparationKey]] = {}
-
-    def config_json(self, config: IntegrationConfig) -> bytes:
-        key = (config.id, config.version)
-        cached = self._config_cache.get(key)
-        if cached is None:
-            cached = self._config_cache[key] = snapshot_json(config)
-        return cached
 
     def _config_part(self, config: IntegrationConfig) -> tuple[bytes, PreparationKey]:
         """`,"integrationConfigId":…,"integrationConfig":{…},"account":` and the
@@ -176,9 +166,7 @@ class EnvelopeBuilder:
             fields = _encode(
                 {"integrationConfigId": config.id, "integrationConfigVersion": config.version}
             )
-            json = b"".join(
-                (b",", fields[1:-1], b',"integrationConfig":', self.config_json(config))
-            )
+            json = b"".join((b",", fields[1:-1], b',"integrationConfig":', snapshot_json(config)))
             part = (json + b',"account":', preparation_key(config.entity_config))
             self._config_parts[version] = part
         return part

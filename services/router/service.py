@@ -133,7 +133,7 @@ class RouterService:
             listener=_Rebalance(self),
         )
         self.http = ObservabilityServer(SERVICE, self._health)
-        self._builder = EnvelopeBuilder({})
+        self._builder = EnvelopeBuilder()
         # Where each configuration's dispatches go, per configuration id (and version).
         self._targets: dict[str, _Target] = {}
         self._routed_at: str | None = None

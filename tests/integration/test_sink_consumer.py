@@ -59,7 +59,7 @@ async def test_revoke_abandons_unfinished_records_and_the_new_owner_delivers_the
 ) -> None:
     await ensure_topics(settings)
     cfgs = [config(f"cfg-{i}", "STRIPE_TEST", integrationCredentialsId="c") for i in range(6)]
-    builder = EnvelopeBuilder({})
+    builder = EnvelopeBuilder()
     records = []
     for i in range(60):
         b = bill(f"bill-{i}", "acc-1", embed=account("acc-1"), lines=[line("l")])

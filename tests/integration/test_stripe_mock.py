@@ -286,7 +286,7 @@ def bills_for(cfg: IntegrationConfig) -> list[Bill]:
 async def publish_envelopes(
     stack: StripeStack, pairs: list[tuple[IntegrationConfig, Bill]], trigger: Trigger
 ) -> None:
-    builder = EnvelopeBuilder({})
+    builder = EnvelopeBuilder()
     records = []
     for cfg, b in pairs:
         [(c, _, body)] = builder.build(b, b.account or account(b.account_id), [cfg], trigger, "t")

@@ -52,7 +52,7 @@ async def publish_bills(stack: StripeStack, items: list, topic: str = "bill_gene
 async def publish_envelopes(
     stack: StripeStack, cfg: object, items: list, trigger: Trigger = Trigger.GENERATED
 ) -> None:
-    builder = EnvelopeBuilder({})
+    builder = EnvelopeBuilder()
     records = []
     for b in items:
         [(c, _, body)] = builder.build(b, b.account, [cfg], trigger, "test/0/0")

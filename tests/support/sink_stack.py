@@ -85,7 +85,7 @@ class SinkStack:
     async def envelopes(self, cfg: IntegrationConfig, bills: list[Bill]) -> None:
         """The configuration's dispatch envelopes of `bills`, as the router would publish
         them (without a router)."""
-        builder = EnvelopeBuilder({})
+        builder = EnvelopeBuilder()
         records: list[tuple[bytes | None, bytes | None]] = []
         for b in bills:
             owner = b.account or account(b.account_id)

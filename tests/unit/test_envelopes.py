@@ -39,7 +39,7 @@ def test_envelope_round_trips_with_prepared_bill(source_index: int) -> None:
     )
     acc = account()
     bills = _sources(original, original.to_bytes())[source_index]
-    [(got_cfg, did, body)] = EnvelopeBuilder({}).build_prepared(
+    [(got_cfg, did, body)] = EnvelopeBuilder().build_prepared(
         "bill-1", 1, bills, dump(acc), [cfg], Trigger.GENERATED, "t/0/5"
     )
     envelope = DispatchEnvelope.model_validate_json(body)
@@ -60,7 +60,7 @@ def test_raw_input_is_reused_only_when_preparation_changes_nothing(source_index:
     raw = original.to_bytes()
     plain = config("plain")
     sorting = config("sorting", entity={"sortLineItemsBy": "SUBTOTAL"})
-    built = EnvelopeBuilder({}).build_prepared(
+    built = EnvelopeBuilder().build_prepared(
         "bill-1",
         1,
         _sources(original, raw)[source_index],
@@ -176,7 +176,7 @@ def test_the_configuration_snapshot_leaves_the_routing_lists_out() -> None:
         restrictedAccountIds=["acc-x"],
         entity={"excludedLineItemTypes": ["MINIMUM_SPEND"]},
     )
-    [(_, _, body)] = EnvelopeBuilder({}).build(bill(), account(), [cfg], Trigger.GENERATED, "t/0/1")
+    [(_, _, body)] = EnvelopeBuilder().build(bill(), account(), [cfg], Trigger.GENERATED, "t/0/1")
     snapshot = json.loads(body)["integrationConfig"]
     assert "accountIds" not in snapshot and "restrictedAccountIds" not in snapshot
     assert len(body) < 10_000  # the 5,000-account list would be some 60 KB

@@ -71,7 +71,7 @@ DONE = DeliveryResult(RunStatus.COMPLETE, InvoiceState.FINALIZED, "in_1", "https
 def envelope(version: int = 1, cfg: IntegrationConfig | None = None) -> DispatchEnvelope:
     cfg = cfg or config("cfg-1", "STRIPE_TEST", integrationCredentialsId="cred-1")
     b = bill("bill-1", "acc-1", version=version, embed=account("acc-1"), lines=[line("l1")])
-    [(_, _, body)] = EnvelopeBuilder({}).build(b, b.account, [cfg], Trigger.GENERATED, "t/0/0")
+    [(_, _, body)] = EnvelopeBuilder().build(b, b.account, [cfg], Trigger.GENERATED, "t/0/0")
     return DispatchEnvelope.model_validate_json(body)
 
 
@@ -244,7 +244,7 @@ async def test_the_request_carries_the_bills_mappings_and_the_customer_table_dec
         entity={"useExternalMappingAccountCode": True},
     )
     b = bill("bill-1", "acc-1", embed=account("acc-1"), lines=[line("l1", productId="prod-a")])
-    [(_, _, body)] = EnvelopeBuilder({}).build(b, b.account, [cfg], Trigger.GENERATED, "t/0/0")
+    [(_, _, body)] = EnvelopeBuilder().build(b, b.account, [cfg], Trigger.GENERATED, "t/0/0")
 
     def row(mid: str, table: str, ext: str, entity: str = "Account", of: str = "acc-1") -> None:
         state.mappings.append(
